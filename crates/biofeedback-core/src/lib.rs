@@ -1,0 +1,52 @@
+//! # biofeedback-core
+//!
+//! Feedback layers with explicit, autodiff-free backward passes for deep learning *without
+//! weight transport* (Akrout et al., NeurIPS 2019).
+//!
+//! Every layer owns a forward weight `W` and a feedback tensor `B` of the shape of `W^T`. The
+//! forward pass is the ordinary one; the backward pass sends the teaching signal through `B`
+//! instead of `W^T`:
+//!
+//! ```text
+//! y_{l+1}     = phi(W_{l+1} y_l + b_{l+1})
+//! delta_l     = phi'(.) * (B_{l+1} delta_{l+1})      (backprop: B = W^T)
+//! dW_{l+1}    = delta_{l+1} y_l^T                    (always the local rule)
+//! ```
+//!
+//! The [`Rule`] decides what `B` is: backprop, feedback alignment, sign symmetry, weight mirror
+//! or Kolen-Pollack. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds
+//! the weight-mirror step and [`alignment`] the angles that measure how far `B` is from `W^T`.
+//!
+//! Quick start:
+//!
+//! ```ignore
+//! use biofeedback_core::{FeedbackLinear, Init, Rule};
+//! use burn::tensor::{Device, Tensor};
+//! let device = Device::flex();
+//! let mut rng = biofeedback_core::init::seeded_rng(1);
+//! let layer = FeedbackLinear::new(784, 500, Rule::Kp, Init::HeUniform, &mut rng, &device);
+//! let x = Tensor::<2>::zeros([128, 784], &device);
+//! let y = layer.forward(x.clone());                 // [128, 500]
+//! let back = layer.backward(x, y.ones_like(), true); // grads + delta at the input, through B
+//! ```
+//!
+//! Everything is generic over Burn's run-time [`burn::tensor::Device`]: the same code runs on
+//! the `flex` CPU backend and on `wgpu`.
+
+pub mod activation;
+pub mod alignment;
+pub mod error;
+pub mod init;
+pub mod linear;
+pub mod mirror;
+pub mod optim;
+pub mod rule;
+pub mod tensor_io;
+
+pub use activation::Activation;
+pub use error::{Error, Result};
+pub use init::Init;
+pub use linear::{FeedbackLinear, LinearBackward, LinearGrads};
+pub use mirror::MirrorConfig;
+pub use optim::{Sgd, SgdConfig};
+pub use rule::Rule;

@@ -1,0 +1,53 @@
+//! Mirror mode (weight mirrors, Akrout et al. 2019, section 4 and appendix D.2).
+//!
+//! For one layer at a time the input cells fire zero-mean, unit-variance Gaussian noise `x`;
+//! the forward path computes `y = phi(W x + b)`; the feedback cells copy the forward cells
+//! (`delta = y`) and `B` learns by a Hebbian rule with decay:
+//!
+//! ```text
+//! y  <- y - mean_batch(y)                              (zero-mean signal, appendix D.2)
+//! dB  = eta_B mean_batch(x y^T) - lambda_WM B
+//! ```
+//!
+//! For Gaussian `x`, Stein's lemma gives `E[x phi(W x + b)^T] = W^T diag(E[phi'(W x + b)])`,
+//! so `B` converges to `W^T` times a positive diagonal: a positive multiple of `W^T` column by
+//! column, at a weight angle that falls as the mirror batches accumulate.
+
+use crate::activation::Activation;
+use crate::linear::FeedbackLinear;
+use burn::tensor::{Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Mirror-mode hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MirrorConfig {
+    /// Hebbian learning rate `eta_B` (paper: 0.1).
+    pub eta: f64,
+    /// Decay `lambda_WM` (paper: 0.5).
+    pub decay: f64,
+    /// Noise samples per mirror step (paper: 2048).
+    pub batch_size: usize,
+    /// Standard deviation of the input noise (1: unit variance, as in the paper).
+    pub noise_std: f64,
+}
+
+/// One mirror step for `layer`, whose output goes through `activation`; returns nothing and
+/// updates `layer.feedback` in place. Layers without a stored `B` are left alone.
+///
+/// # Shapes
+/// noise `x`: `[batch, d_in]`, `y`: `[batch, d_out]`, `B`: `[d_in, d_out]`.
+pub fn mirror_step(layer: &mut FeedbackLinear, activation: Activation, config: &MirrorConfig) {
+    let Some(b) = layer.feedback.take() else {
+        return;
+    };
+    let device = layer.weight.device();
+    let x = Tensor::<2>::random(
+        [config.batch_size, layer.d_in()],
+        Distribution::Normal(0.0, config.noise_std),
+        &device,
+    );
+    let y = activation.forward(layer.forward(x.clone()));
+    let y = y.clone() - y.mean_dim(0);
+    let covariance = x.transpose().matmul(y).div_scalar(config.batch_size as f64);
+    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + covariance.mul_scalar(config.eta));
+}

@@ -1,0 +1,164 @@
+//! Multi-layer perceptron of feedback linear layers.
+
+use biofeedback_core::init::Rng;
+use biofeedback_core::{Activation, FeedbackLinear, Init, LinearGrads, Rule};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The architecture of an [`Mlp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    /// Input width (784 for MNIST, 3072 for CIFAR-10).
+    pub input: usize,
+    /// Hidden widths, e.g. `[500]`.
+    pub hidden: Vec<usize>,
+    /// Number of classes (output width).
+    pub classes: usize,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Weight (and feedback) initialisation.
+    pub init: Init,
+    /// The learning rule of every layer.
+    pub rule: Rule,
+}
+
+impl MlpConfig {
+    /// A relu MLP with He-uniform init, trained by backprop; change the fields to taste.
+    pub fn new(input: usize, hidden: Vec<usize>, classes: usize) -> Self {
+        Self {
+            input,
+            hidden,
+            classes,
+            activation: Activation::Relu,
+            init: Init::HeUniform,
+            rule: Rule::Bp,
+        }
+    }
+
+    /// Layer widths from input to output, e.g. `[784, 500, 10]`.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.input];
+        w.extend(&self.hidden);
+        w.push(self.classes);
+        w
+    }
+
+    /// Builds the network, drawing every tensor from `rng`.
+    pub fn init(&self, rng: &mut Rng, device: &Device) -> Mlp {
+        let widths = self.widths();
+        let layers = widths
+            .windows(2)
+            .map(|w| FeedbackLinear::new(w[0], w[1], self.rule, self.init, rng, device))
+            .collect();
+        Mlp {
+            layers,
+            activation: self.activation,
+        }
+    }
+}
+
+/// An MLP `x -> phi(x W_1^T + b_1) -> ... -> z` with a linear output `z` (the loss applies
+/// the output nonlinearity).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<FeedbackLinear>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+}
+
+/// What the backward pass needs from the forward pass: the input of every layer.
+#[derive(Debug, Clone)]
+pub struct MlpCache {
+    /// `inputs[0] = x`, `inputs[k] = phi(z_{k-1})` for `k >= 1`; each `[batch, width_k]`.
+    pub inputs: Vec<Tensor<2>>,
+}
+
+/// Which feedback path a backward pass takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Each layer's own `B` (the rule being trained).
+    Own,
+    /// `W^T` everywhere: exact backprop, the reference of the delta angles.
+    Exact,
+}
+
+/// The result of [`Mlp::backward`].
+#[derive(Debug, Clone)]
+pub struct MlpBackward {
+    /// Parameter gradients, one per layer, input first.
+    pub grads: Vec<LinearGrads>,
+    /// `deltas[k]`: the teaching signal arriving at the input side of layer `k` through
+    /// layer `k`'s feedback: `dL/dz_{k-1}` for `k >= 1` (after `phi'`), `dL/dx` for `k = 0`
+    /// (present only when asked for). Shapes `[batch, width_k]`.
+    pub deltas: Vec<Option<Tensor<2>>>,
+}
+
+impl Mlp {
+    /// Logits, `[batch, input]` → `[batch, classes]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_train(x).0
+    }
+
+    /// Logits and the cache for [`Mlp::backward`].
+    pub fn forward_train(&self, x: Tensor<2>) -> (Tensor<2>, MlpCache) {
+        let last = self.layers.len() - 1;
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut h = x;
+        for (k, layer) in self.layers.iter().enumerate() {
+            inputs.push(h.clone());
+            let z = layer.forward(h);
+            h = if k == last {
+                z
+            } else {
+                self.activation.forward(z)
+            };
+        }
+        (h, MlpCache { inputs })
+    }
+
+    /// The explicit backward pass from `dL/dz` of the output layer.
+    ///
+    /// With [`Path::Own`] the teaching signal crosses every layer through that layer's `B`
+    /// (`delta_{l} = phi'(.) * (delta_{l+1} · B^T)`); with [`Path::Exact`] through `W^T`.
+    /// `input_delta` asks for `dL/dx` at the first layer too (training does not need it).
+    ///
+    /// # Shapes
+    /// `dlogits`: `[batch, classes]`.
+    pub fn backward(
+        &self,
+        cache: &MlpCache,
+        dlogits: Tensor<2>,
+        path: Path,
+        input_delta: bool,
+    ) -> MlpBackward {
+        let n = self.layers.len();
+        let mut grads = Vec::with_capacity(n);
+        let mut deltas = vec![None; n];
+        let mut delta = Some(dlogits);
+        for k in (0..n).rev() {
+            let layer = &self.layers[k];
+            let upstream = delta
+                .take()
+                .expect("every layer above the first passes a delta down");
+            let x = cache.inputs[k].clone();
+            let want = k > 0 || input_delta;
+            let feedback = want.then(|| match path {
+                Path::Own => layer.effective_feedback(),
+                Path::Exact => layer.weight.clone(),
+            });
+            let back = FeedbackLinear::backward_through(x.clone(), upstream, feedback);
+            grads.push(back.grads);
+            delta = back.delta_in.map(|d| {
+                if k > 0 {
+                    self.activation.backward(x, d)
+                } else {
+                    d
+                }
+            });
+            deltas[k] = delta.clone();
+        }
+        grads.reverse();
+        MlpBackward { grads, deltas }
+    }
+}

@@ -1,0 +1,529 @@
+//! Experiment files: strict TOML with a documented default for every key, plus `--set`
+//! overrides checked by the same rules.
+//!
+//! ```toml
+//! [run]
+//! name = "mnist-mlp-kp"   # run directory name under runs/
+//! seed = 1                # initialisation, shuffling and mirror noise
+//! epochs = 10
+//!
+//! [data]
+//! dataset = "mnist"       # mnist | cifar10
+//! dir = "../shared/data/mnist"
+//!
+//! [model]
+//! hidden = [500]
+//! activation = "relu"     # sigmoid | tanh | relu
+//! loss = "cross_entropy"  # cross_entropy | sigmoid_bce
+//!
+//! [algorithm]
+//! rule = "kp"             # bp | fa | ss | wm | kp
+//!
+//! [optim]
+//! lr = 0.05
+//! ```
+
+use biofeedback_core::{Activation, Init, MirrorConfig, Rule, SgdConfig};
+use biofeedback_models::{Loss, MlpConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A whole experiment. Every section and key is optional; the defaults are those of
+/// [`Default`] for each section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name, seed and length of the run.
+    pub run: RunSection,
+    /// Which data set, where.
+    pub data: DataSection,
+    /// The network.
+    pub model: ModelSection,
+    /// The learning rule.
+    pub algorithm: AlgorithmSection,
+    /// The optimizer of the engaged mode.
+    pub optim: OptimSection,
+    /// Mirror mode (used by `wm` only).
+    pub mirror: MirrorSection,
+    /// Alignment metrics.
+    pub metrics: MetricsSection,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Name of the run; the run directory is `runs/<name>` unless `--out` is given.
+    /// Default `"run"`.
+    pub name: String,
+    /// Seed of initialisation, shuffling and mirror noise. Default 1.
+    pub seed: u64,
+    /// Training epochs. Default 10.
+    pub epochs: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            seed: 1,
+            epochs: 10,
+        }
+    }
+}
+
+/// The data sets the MLP trainer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// MNIST in IDX format (gzip or raw): `train-images-idx3-ubyte[.gz]` and the rest.
+    Mnist,
+    /// CIFAR-10 binary batches: `data_batch_*.bin` and `test_batch.bin`.
+    Cifar10,
+}
+
+/// How pixels are scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// `x / 255`, in `[0, 1]`.
+    Unit,
+    /// `x / 255`, then per channel minus the training mean, divided by the training std.
+    Standardize,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// `mnist` or `cifar10`. Default `mnist`.
+    pub dataset: DatasetKind,
+    /// Folder holding the files in their official format; relative paths are relative to the
+    /// working directory. Default `../shared/data/mnist`.
+    pub dir: PathBuf,
+    /// Reshuffle the training set every epoch (seeded). Default true.
+    pub shuffle: bool,
+    /// Use only the first N training examples. Default: all.
+    pub train_limit: Option<usize>,
+    /// Use only the first N test examples. Default: all.
+    pub test_limit: Option<usize>,
+    /// Pixel scaling, `unit` or `standardize`. Default `unit`.
+    pub normalize: Normalize,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Mnist,
+            dir: PathBuf::from("../shared/data/mnist"),
+            shuffle: true,
+            train_limit: None,
+            test_limit: None,
+            normalize: Normalize::Unit,
+        }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Hidden widths. Default `[500]`.
+    pub hidden: Vec<usize>,
+    /// Hidden nonlinearity. Default `relu`.
+    pub activation: Activation,
+    /// Output loss. Default `cross_entropy`.
+    pub loss: Loss,
+    /// Weight initialisation (`B` of `fa`, `wm`, `kp` is drawn from the same distribution).
+    /// One of `uniform`, `lecun_normal`, `he_uniform`, `he_normal`, `xavier_uniform`.
+    /// Default `he_uniform`.
+    pub init: Init,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            hidden: vec![500],
+            activation: Activation::Relu,
+            loss: Loss::CrossEntropy,
+            init: Init::HeUniform,
+        }
+    }
+}
+
+/// `[algorithm]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlgorithmSection {
+    /// `bp`, `fa`, `ss`, `wm` or `kp`. Default `bp`.
+    pub rule: Rule,
+}
+
+impl Default for AlgorithmSection {
+    fn default() -> Self {
+        Self { rule: Rule::Bp }
+    }
+}
+
+/// `[optim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSection {
+    /// Minibatch size. Default 128.
+    pub batch_size: usize,
+    /// Learning rate. Default 0.05.
+    pub lr: f64,
+    /// Momentum. Default 0.9.
+    pub momentum: f64,
+    /// Nesterov momentum. Default false.
+    pub nesterov: bool,
+    /// L2 weight decay on weights (and on `B` for `kp`, which needs it > 0 to align).
+    /// Default 1e-3.
+    pub weight_decay: f64,
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 1e-3,
+        }
+    }
+}
+
+/// `[mirror]`: weight-mirror mode. Ignored by rules other than `wm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorSection {
+    /// Hebbian rate `eta_B`. Default 0.1.
+    pub eta: f64,
+    /// Decay `lambda_WM` per mirror step. Default 0.05.
+    pub decay: f64,
+    /// Noise samples per mirror step. Default 128.
+    pub batch_size: usize,
+    /// Noise standard deviation. Default 1.
+    pub noise_std: f64,
+    /// Pure mirror steps (every layer) before training starts. Default 200.
+    pub steps_before: usize,
+    /// Mirror steps (every layer) after each engaged minibatch. Default 1.
+    pub steps_per_batch: usize,
+}
+
+impl Default for MirrorSection {
+    fn default() -> Self {
+        Self {
+            eta: 0.1,
+            decay: 0.05,
+            batch_size: 128,
+            noise_std: 1.0,
+            steps_before: 200,
+            steps_per_batch: 1,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Size of the fixed evaluation batch (the first N training examples) on which delta
+    /// angles are measured every epoch. Default 256.
+    pub eval_batch: usize,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { eval_batch: 256 }
+    }
+}
+
+/// A config that could not be read, parsed or validated.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("config file {path}{location}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// `, line N` where known.
+        location: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A `--set` override that is malformed or does not fit the schema.
+    #[error("--set {arg}: {message}")]
+    Override {
+        /// The override as given.
+        arg: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value of the right type but out of range.
+    #[error("config {key} = {value}: expected {expected}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// The value found.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads `path`, applies the `section.key=value` overrides in order and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path, overrides)
+    }
+
+    /// Parses `text` (named `path` in errors), applies overrides and validates.
+    pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let parse_error = |e: toml::de::Error| {
+            let location = e
+                .span()
+                .map(|s| format!(", line {}", text[..s.start].lines().count().max(1)))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                location,
+                message: e.message().trim().to_string(),
+            }
+        };
+        // The file on its own first, so that its errors name the file and the line.
+        let mut config: Config = toml::from_str(text).map_err(parse_error)?;
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for arg in overrides {
+            apply_override(&mut table, arg)?;
+            config = table
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Override {
+                    arg: arg.clone(),
+                    message: e.message().trim().to_string(),
+                })?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The resolved config as TOML, every key written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("every config value is representable in TOML")
+    }
+
+    /// Checks ranges that the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check(
+            ok: bool,
+            key: &'static str,
+            value: impl ToString,
+            expected: &'static str,
+        ) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    expected,
+                })
+            }
+        }
+        let o = &self.optim;
+        let m = &self.mirror;
+        check(self.run.epochs > 0, "run.epochs", self.run.epochs, "at least 1")?;
+        check(o.batch_size > 0, "optim.batch_size", o.batch_size, "at least 1")?;
+        check(o.lr.is_finite() && o.lr > 0.0, "optim.lr", o.lr, "a positive number")?;
+        check(
+            (0.0..1.0).contains(&o.momentum),
+            "optim.momentum",
+            o.momentum,
+            "a number in [0, 1)",
+        )?;
+        check(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
+            "optim.weight_decay",
+            o.weight_decay,
+            "a number >= 0",
+        )?;
+        check(
+            self.model.hidden.iter().all(|&h| h > 0),
+            "model.hidden",
+            format!("{:?}", self.model.hidden),
+            "positive widths",
+        )?;
+        check(m.batch_size > 0, "mirror.batch_size", m.batch_size, "at least 1")?;
+        check(m.eta.is_finite() && m.eta > 0.0, "mirror.eta", m.eta, "a positive number")?;
+        check(
+            (0.0..=1.0).contains(&m.decay),
+            "mirror.decay",
+            m.decay,
+            "a number in [0, 1]",
+        )?;
+        check(
+            m.noise_std.is_finite() && m.noise_std > 0.0,
+            "mirror.noise_std",
+            m.noise_std,
+            "a positive number",
+        )?;
+        check(
+            self.metrics.eval_batch > 0,
+            "metrics.eval_batch",
+            self.metrics.eval_batch,
+            "at least 1",
+        )?;
+        Ok(())
+    }
+
+    /// The MLP this config describes, for inputs of width `input` and `classes` classes.
+    pub fn mlp(&self, input: usize, classes: usize) -> MlpConfig {
+        MlpConfig {
+            input,
+            hidden: self.model.hidden.clone(),
+            classes,
+            activation: self.model.activation,
+            init: self.model.init,
+            rule: self.algorithm.rule,
+        }
+    }
+
+    /// The optimizer settings.
+    pub fn sgd(&self) -> SgdConfig {
+        SgdConfig {
+            momentum: self.optim.momentum,
+            nesterov: self.optim.nesterov,
+            weight_decay: self.optim.weight_decay,
+        }
+    }
+
+    /// The mirror-mode settings.
+    pub fn mirror(&self) -> MirrorConfig {
+        MirrorConfig {
+            eta: self.mirror.eta,
+            decay: self.mirror.decay,
+            batch_size: self.mirror.batch_size,
+            noise_std: self.mirror.noise_std,
+        }
+    }
+}
+
+/// Sets `section.key` in `table` to `value`, read as a TOML value (`0.1`, `true`, `[500, 100]`,
+/// `"relu"`) or, failing that, as a bare string (`relu`).
+fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |message: &str| ConfigError::Override {
+        arg: arg.to_string(),
+        message: message.to_string(),
+    };
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected section.key=value"))?;
+    let (section, field) = key
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| err("expected section.key=value, e.g. optim.lr=0.1"))?;
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("the key v was just parsed"),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let section_table = entry
+        .as_table_mut()
+        .ok_or_else(|| err("that section is not a table in the file"))?;
+    section_table.insert(field.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        Config::from_toml(text, Path::new("exp.toml"), &o)
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.model.hidden, vec![500]);
+        assert_eq!(c.optim.batch_size, 128);
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let err = parse("[optim]\nlr = 0.1\nlearning_rate = 0.2\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exp.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("learning_rate"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let err = parse("[optimiser]\nlr = 0.1\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("optimiser"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_naming_the_file() {
+        let err = parse("[optim]\nbatch_size = \"big\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exp.toml") && err.contains("line 2"), "{err}");
+        let err = parse("[algorithm]\nrule = \"backprop\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backprop"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_with_the_same_checks() {
+        let c = parse(
+            "[optim]\nlr = 0.1\n",
+            &["optim.lr=0.3", "model.hidden=[20, 10]", "algorithm.rule=kp"],
+        )
+        .unwrap();
+        assert_eq!(c.optim.lr, 0.3);
+        assert_eq!(c.model.hidden, vec![20, 10]);
+        assert_eq!(c.algorithm.rule, Rule::Kp);
+        let err = parse("", &["optim.lr_max=0.3"]).unwrap_err().to_string();
+        assert!(err.contains("--set optim.lr_max=0.3") && err.contains("lr_max"), "{err}");
+        let err = parse("", &["optim.lr=fast"]).unwrap_err().to_string();
+        assert!(err.contains("--set optim.lr=fast"), "{err}");
+        assert!(parse("", &["nonsense"]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let err = parse("[optim]\nbatch_size = 0\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("optim.batch_size") && err.contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = parse("[algorithm]\nrule = \"wm\"\n", &[]).unwrap();
+        let again = parse(&c.to_toml(), &[]).unwrap();
+        assert_eq!(c, again);
+    }
+}

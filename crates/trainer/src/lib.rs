@@ -1,0 +1,20 @@
+//! # biofeedback-trainer
+//!
+//! The library behind the `biofeedback` command: experiment configs ([`config`]), data sets in
+//! their official formats ([`data`]), the training loop ([`train`]), run directories
+//! ([`run_dir`]) and device selection ([`device`]).
+//!
+//! Quick start (what `biofeedback train --config configs/mnist-mlp-kp.toml` does):
+//!
+//! ```ignore
+//! use biofeedback_trainer::{config::Config, device::DeviceChoice, train::Trainer};
+//! let config = Config::load("configs/mnist-mlp-kp.toml".as_ref(), &[])?;
+//! let mut trainer = Trainer::new(config, DeviceChoice::Cpu.create()?)?;
+//! let reports = trainer.run(|r| { println!("{:?}", r.metrics); Ok::<_, TrainError>(()) })?;
+//! ```
+
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod run_dir;
+pub mod train;
