@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 /// If the device fails to return the data (a device fault, not a user error).
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .expect("a float tensor reads back as f32")
 }
 

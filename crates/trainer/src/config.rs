@@ -24,6 +24,7 @@
 //! ```
 
 use biofeedback_core::{Activation, Init, MirrorConfig, Rule, SgdConfig};
+use crate::schedule::{LrSchedule, Schedule};
 use biofeedback_models::{Loss, MlpConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -172,7 +173,7 @@ impl Default for AlgorithmSection {
 pub struct OptimSection {
     /// Minibatch size. Default 128.
     pub batch_size: usize,
-    /// Learning rate. Default 0.05.
+    /// Peak learning rate. Default 0.05.
     pub lr: f64,
     /// Momentum. Default 0.9.
     pub momentum: f64,
@@ -181,6 +182,14 @@ pub struct OptimSection {
     /// L2 weight decay on weights (and on `B` for `kp`, which needs it > 0 to align).
     /// Default 1e-3.
     pub weight_decay: f64,
+    /// Learning-rate schedule: `constant`, `step` or `cosine`. Default `cosine`.
+    pub schedule: Schedule,
+    /// Epochs of linear warmup (may be fractional). Default 0.
+    pub warmup_epochs: f64,
+    /// Epochs after which `step` multiplies the rate by `gamma`. Default `[]`.
+    pub milestones: Vec<usize>,
+    /// The factor of `step`. Default 0.1.
+    pub gamma: f64,
 }
 
 impl Default for OptimSection {
@@ -191,6 +200,10 @@ impl Default for OptimSection {
             momentum: 0.9,
             nesterov: false,
             weight_decay: 1e-3,
+            schedule: Schedule::Cosine,
+            warmup_epochs: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
         }
     }
 }
@@ -199,15 +212,16 @@ impl Default for OptimSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MirrorSection {
-    /// Hebbian rate `eta_B`. Default 0.1.
+    /// Hebbian rate `eta_B` (paper: 0.1). Default 0.001.
     pub eta: f64,
-    /// Decay `lambda_WM` per mirror step. Default 0.05.
+    /// Decay `lambda_WM` per mirror step (paper: 0.5). Default 0.001: `B` then averages the
+    /// noise covariance over about `2 / decay` steps, which a small mirror batch needs.
     pub decay: f64,
-    /// Noise samples per mirror step. Default 128.
+    /// Noise samples per mirror step (paper: 2048). Default 32.
     pub batch_size: usize,
     /// Noise standard deviation. Default 1.
     pub noise_std: f64,
-    /// Pure mirror steps (every layer) before training starts. Default 200.
+    /// Pure mirror steps (every layer) before training starts. Default 3000.
     pub steps_before: usize,
     /// Mirror steps (every layer) after each engaged minibatch. Default 1.
     pub steps_per_batch: usize,
@@ -216,11 +230,11 @@ pub struct MirrorSection {
 impl Default for MirrorSection {
     fn default() -> Self {
         Self {
-            eta: 0.1,
-            decay: 0.05,
-            batch_size: 128,
+            eta: 0.001,
+            decay: 0.001,
+            batch_size: 32,
             noise_std: 1.0,
-            steps_before: 200,
+            steps_before: 3000,
             steps_per_batch: 1,
         }
     }
@@ -297,7 +311,7 @@ impl Config {
         let parse_error = |e: toml::de::Error| {
             let location = e
                 .span()
-                .map(|s| format!(", line {}", text[..s.start].lines().count().max(1)))
+                .map(|s| format!(", line {}", text[..s.start].matches('\n').count() + 1))
                 .unwrap_or_default();
             ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -368,6 +382,18 @@ impl Config {
             format!("{:?}", self.model.hidden),
             "positive widths",
         )?;
+        check(
+            o.warmup_epochs.is_finite() && o.warmup_epochs >= 0.0,
+            "optim.warmup_epochs",
+            o.warmup_epochs,
+            "a number >= 0",
+        )?;
+        check(
+            o.gamma.is_finite() && o.gamma > 0.0,
+            "optim.gamma",
+            o.gamma,
+            "a positive number",
+        )?;
         check(m.batch_size > 0, "mirror.batch_size", m.batch_size, "at least 1")?;
         check(m.eta.is_finite() && m.eta > 0.0, "mirror.eta", m.eta, "a positive number")?;
         check(
@@ -409,6 +435,18 @@ impl Config {
             momentum: self.optim.momentum,
             nesterov: self.optim.nesterov,
             weight_decay: self.optim.weight_decay,
+        }
+    }
+
+    /// The learning-rate schedule.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        LrSchedule {
+            lr: self.optim.lr,
+            schedule: self.optim.schedule,
+            warmup_epochs: self.optim.warmup_epochs,
+            milestones: self.optim.milestones.clone(),
+            gamma: self.optim.gamma,
+            epochs: self.run.epochs,
         }
     }
 

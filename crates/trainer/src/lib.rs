@@ -2,7 +2,7 @@
 //!
 //! The library behind the `biofeedback` command: experiment configs ([`config`]), data sets in
 //! their official formats ([`data`]), the training loop ([`train`]), run directories
-//! ([`run_dir`]) and device selection ([`device`]).
+//! ([`run_dir`]), learning-rate schedules ([`schedule`]) and device selection ([`device`]).
 //!
 //! Quick start (what `biofeedback train --config configs/mnist-mlp-kp.toml` does):
 //!
@@ -17,4 +17,5 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod run_dir;
+pub mod schedule;
 pub mod train;

@@ -196,12 +196,14 @@ impl Trainer {
             order.shuffle(&mut self.rng);
         }
         let batch = self.config.optim.batch_size;
-        let lr = self.config.optim.lr;
+        let schedule = self.config.lr_schedule();
+        let steps = order.len().div_ceil(batch);
+        let mirror = self.config.mirror();
         let mirror_steps = match self.config.algorithm.rule {
             Rule::Wm => self.config.mirror.steps_per_batch,
             _ => 0,
         };
-        let bar = progress(order.len().div_ceil(batch) as u64, &format!("epoch {epoch}"));
+        let bar = progress(steps as u64, &format!("epoch {epoch}"));
         let mut loss_sum = 0.0;
         let mut correct = Tensor::<1, Int>::zeros([1], &self.device);
         for (step, indices) in order.chunks(batch).enumerate() {
@@ -227,11 +229,12 @@ impl Trainer {
             }
             loss_sum += loss * indices.len() as f64;
             let back = self.model.backward(&cache, dlogits, Path::Own, false);
+            let lr = schedule.lr(epoch, step, steps);
             for (k, grads) in back.grads.into_iter().enumerate() {
                 self.sgd.step(k, &mut self.model.layers[k], grads, lr);
             }
             for _ in 0..mirror_steps {
-                self.mirror();
+                mirror_all(&mut self.model, &mirror, self.loss);
             }
             bar.inc(1);
         }
@@ -247,11 +250,7 @@ impl Trainer {
 
     /// One mirror step for every layer, input first.
     pub fn mirror(&mut self) {
-        let mirror: MirrorConfig = self.config.mirror();
-        let last = self.model.layers.len() - 1;
-        for (k, layer) in self.model.layers.iter_mut().enumerate() {
-            mirror_step(layer, mirror_activation(k, last, self.model.activation, self.loss), &mirror);
-        }
+        mirror_all(&mut self.model, &self.config.mirror(), self.loss);
     }
 
     /// Mean loss, top-1 and top-5 error (percent) of the network on `set`.
@@ -326,6 +325,15 @@ pub fn layer_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> V
             }
         })
         .collect()
+}
+
+/// One mirror step for every layer of `model`, input first.
+fn mirror_all(model: &mut Mlp, mirror: &MirrorConfig, loss: Loss) {
+    let last = model.layers.len() - 1;
+    let hidden = model.activation;
+    for (k, layer) in model.layers.iter_mut().enumerate() {
+        mirror_step(layer, mirror_activation(k, last, hidden, loss), mirror);
+    }
 }
 
 /// The nonlinearity that follows layer `k` of `last + 1` in mirror mode: the hidden

@@ -1,0 +1,40 @@
+//! Helpers shared by the engine tests.
+
+use biofeedback::core::init::{Rng, seeded_rng};
+use biofeedback::core::tensor_io::to_vec;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand_distr::{Distribution, Normal};
+
+/// A `[rows, cols]` tensor of N(0, 1) values drawn from `rng`.
+pub fn gaussian(rows: usize, cols: usize, rng: &mut Rng, device: &Device) -> Tensor<2> {
+    let d = Normal::new(0.0f32, 1.0).unwrap();
+    let v: Vec<f32> = (0..rows * cols).map(|_| d.sample(rng)).collect();
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+/// One-hot targets `[rows, classes]` with class `i % classes` for row `i`.
+pub fn one_hot(rows: usize, classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0.0f32; rows * classes];
+    for r in 0..rows {
+        v[r * classes + (r * 7 + 3) % classes] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [rows, classes]), device)
+}
+
+/// `max |a - b| / max |b|`.
+pub fn rel_err<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
+    let a = to_vec(a);
+    let b = to_vec(b);
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
+    diff / scale.max(1e-30)
+}
+
+/// A fresh generator.
+pub fn rng(seed: u64) -> Rng {
+    seeded_rng(seed)
+}

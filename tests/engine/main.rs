@@ -1,0 +1,8 @@
+//! Workspace-level tests of the engine: explicit gradients against Burn's autodiff, the
+//! defining property of each rule, learning on the real MNIST, and wgpu against the CPU.
+
+mod autodiff;
+mod common;
+mod mnist;
+mod rules;
+mod wgpu;
