@@ -48,6 +48,8 @@ pub fn mirror_step(layer: &mut FeedbackLinear, activation: Activation, config: &
     );
     let y = activation.forward(layer.forward(x.clone()));
     let y = y.clone() - y.mean_dim(0);
-    let covariance = x.transpose().matmul(y).div_scalar(config.batch_size as f64);
-    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + covariance.mul_scalar(config.eta));
+    // eta_B * mean_batch(x y^T): the scale goes on the small noise matrix, not on B's shape.
+    let scaled = x.mul_scalar(config.eta / config.batch_size as f64);
+    let hebbian = scaled.transpose().matmul(y);
+    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
 }

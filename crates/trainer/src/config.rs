@@ -223,8 +223,11 @@ pub struct MirrorSection {
     pub noise_std: f64,
     /// Pure mirror steps (every layer) before training starts. Default 3000.
     pub steps_before: usize,
-    /// Mirror steps (every layer) after each engaged minibatch. Default 1.
+    /// Mirror steps (every layer) after each mirroring minibatch. Default 1.
     pub steps_per_batch: usize,
+    /// Mirror after every N-th engaged minibatch (1: after each). Fewer, larger mirror
+    /// batches cost less for the same noise per epoch. Default 1.
+    pub every: usize,
 }
 
 impl Default for MirrorSection {
@@ -236,6 +239,7 @@ impl Default for MirrorSection {
             noise_std: 1.0,
             steps_before: 3000,
             steps_per_batch: 1,
+            every: 1,
         }
     }
 }
@@ -395,6 +399,7 @@ impl Config {
             "a positive number",
         )?;
         check(m.batch_size > 0, "mirror.batch_size", m.batch_size, "at least 1")?;
+        check(m.every > 0, "mirror.every", m.every, "at least 1")?;
         check(m.eta.is_finite() && m.eta > 0.0, "mirror.eta", m.eta, "a positive number")?;
         check(
             (0.0..=1.0).contains(&m.decay),

@@ -41,7 +41,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "warn,biofeedback=info,biofeedback_trainer=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

@@ -233,8 +233,10 @@ impl Trainer {
             for (k, grads) in back.grads.into_iter().enumerate() {
                 self.sgd.step(k, &mut self.model.layers[k], grads, lr);
             }
-            for _ in 0..mirror_steps {
-                mirror_all(&mut self.model, &mirror, self.loss);
+            if (step + 1) % self.config.mirror.every == 0 {
+                for _ in 0..mirror_steps {
+                    mirror_all(&mut self.model, &mirror, self.loss);
+                }
             }
             bar.inc(1);
         }
