@@ -38,8 +38,14 @@ fn check(activation: Activation, loss: Loss) {
         let b = layer.bias.grad(&grads).expect("bias is tracked");
         let ew = rel_err(g.weight.clone(), w);
         let eb = rel_err(g.bias.clone(), b);
-        assert!(ew < 1e-4, "{activation:?} {loss:?} layer {k} weight grad rel err {ew}");
-        assert!(eb < 1e-4, "{activation:?} {loss:?} layer {k} bias grad rel err {eb}");
+        assert!(
+            ew < 1e-4,
+            "{activation:?} {loss:?} layer {k} weight grad rel err {ew}"
+        );
+        assert!(
+            eb < 1e-4,
+            "{activation:?} {loss:?} layer {k} bias grad rel err {eb}"
+        );
     }
     let dx = x_ad.grad(&grads).expect("input is tracked");
     let ex = rel_err(explicit.deltas[0].clone().unwrap(), dx);
@@ -68,7 +74,12 @@ fn fa_with_b_set_to_w_transpose_equals_bp() {
     let (_, d) = Loss::CrossEntropy.loss_and_grad(logits, t.clone());
     let before = fa.backward(&cache, d.clone(), Path::Own, true);
     let exact = fa.backward(&cache, d.clone(), Path::Exact, true);
-    assert!(rel_err(before.deltas[0].clone().unwrap(), exact.deltas[0].clone().unwrap()) > 1e-2);
+    assert!(
+        rel_err(
+            before.deltas[0].clone().unwrap(),
+            exact.deltas[0].clone().unwrap()
+        ) > 1e-2
+    );
     for layer in &mut fa.layers {
         layer.feedback = Some(layer.weight.clone());
     }
@@ -78,6 +89,9 @@ fn fa_with_b_set_to_w_transpose_equals_bp() {
             after.deltas[k].clone().unwrap().to_data(),
             exact.deltas[k].clone().unwrap().to_data()
         );
-        assert_eq!(after.grads[k].weight.to_data(), exact.grads[k].weight.to_data());
+        assert_eq!(
+            after.grads[k].weight.to_data(),
+            exact.grads[k].weight.to_data()
+        );
     }
 }

@@ -53,12 +53,28 @@ fn w_minus_b(mlp: &Mlp) -> Vec<f64> {
 fn fa_never_changes_b_while_w_learns() {
     let device = Device::flex();
     let mut net = mlp(Rule::Fa, 1, &device);
-    let b0: Vec<_> = net.layers.iter().map(|l| to_vec(l.effective_feedback())).collect();
-    let w0: Vec<_> = net.layers.iter().map(|l| to_vec(l.weight.clone())).collect();
+    let b0: Vec<_> = net
+        .layers
+        .iter()
+        .map(|l| to_vec(l.effective_feedback()))
+        .collect();
+    let w0: Vec<_> = net
+        .layers
+        .iter()
+        .map(|l| to_vec(l.weight.clone()))
+        .collect();
     train(&mut net, &mut sgd(0.9, true, 1e-3), 20, |_| {});
     for (k, l) in net.layers.iter().enumerate() {
-        assert_eq!(to_vec(l.effective_feedback()), b0[k], "layer {k}: B changed");
-        assert_ne!(to_vec(l.weight.clone()), w0[k], "layer {k}: W did not learn");
+        assert_eq!(
+            to_vec(l.effective_feedback()),
+            b0[k],
+            "layer {k}: B changed"
+        );
+        assert_ne!(
+            to_vec(l.weight.clone()),
+            w0[k],
+            "layer {k}: W did not learn"
+        );
     }
 }
 
@@ -71,7 +87,10 @@ fn kp_difference_shrinks_by_one_minus_lr_lambda_each_plain_sgd_step() {
         let now = w_minus_b(m);
         for k in 0..2 {
             let ratio = now[k] / prev[k];
-            assert!((ratio - 0.995).abs() < 1e-4, "layer {k}: ratio {ratio}, expected 0.995");
+            assert!(
+                (ratio - 0.995).abs() < 1e-4,
+                "layer {k}: ratio {ratio}, expected 0.995"
+            );
         }
         prev = now;
     });
@@ -84,7 +103,10 @@ fn kp_difference_stays_without_decay() {
     let start = w_minus_b(&net);
     train(&mut net, &mut sgd(0.9, false, 0.0), 50, |_| {});
     for (k, (now, start)) in w_minus_b(&net).iter().zip(&start).enumerate() {
-        assert!((now / start - 1.0).abs() < 1e-4, "layer {k}: {start} -> {now}");
+        assert!(
+            (now / start - 1.0).abs() < 1e-4,
+            "layer {k}: {start} -> {now}"
+        );
     }
 }
 
@@ -94,15 +116,26 @@ fn kp_difference_decays_geometrically_under_nesterov_momentum() {
     let mut net = mlp(Rule::Kp, 4, &device);
     let start = w_minus_b(&net);
     let mut history = Vec::new();
-    train(&mut net, &mut sgd(0.9, true, 0.05), 200, |m| history.push(w_minus_b(m)));
+    train(&mut net, &mut sgd(0.9, true, 0.05), 200, |m| {
+        history.push(w_minus_b(m))
+    });
     for k in 0..2 {
         // lr * lambda / (1 - mu) = 0.05 per step asymptotically: e^-10 after 200 steps.
         let end = history.last().unwrap()[k] / start[k];
-        assert!(end < 1e-3, "layer {k}: |W - B^T| only fell to {end} of its start");
+        assert!(
+            end < 1e-3,
+            "layer {k}: |W - B^T| only fell to {end} of its start"
+        );
         let half = history[99][k] / start[k];
-        assert!(end < half * half * 10.0, "layer {k}: not geometric ({half} then {end})");
+        assert!(
+            end < half * half * 10.0,
+            "layer {k}: not geometric ({half} then {end})"
+        );
     }
-    let angle = angle_degrees(net.layers[1].effective_feedback(), net.layers[1].weight.clone());
+    let angle = angle_degrees(
+        net.layers[1].effective_feedback(),
+        net.layers[1].weight.clone(),
+    );
     assert!(angle < 1.0, "output layer still {angle} degrees from W^T");
 }
 
@@ -147,7 +180,11 @@ fn ss_feedback_keeps_the_signs_of_w_transpose_while_training() {
         for l in &m.layers {
             let w = to_vec(l.weight.clone());
             let b = to_vec(l.effective_feedback());
-            assert!(w.iter().zip(&b).all(|(w, b)| w.signum() == b.signum() || *w == 0.0));
+            assert!(
+                w.iter()
+                    .zip(&b)
+                    .all(|(w, b)| w.signum() == b.signum() || *w == 0.0)
+            );
         }
     });
 }

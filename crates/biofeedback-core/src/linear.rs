@@ -176,12 +176,18 @@ mod tests {
         let device = device();
         let mut rng = seeded_rng(5);
         let mut fa = FeedbackLinear::new(3, 2, Rule::Fa, Init::Uniform, &mut rng, &device);
-        fa.feedback = Some(Tensor::from_floats([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], &device));
+        fa.feedback = Some(Tensor::from_floats(
+            [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
+            &device,
+        ));
         let x = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
         let delta = Tensor::<2>::from_floats([[2.0, -1.0]], &device);
         let out = fa.backward(x, delta, true);
         assert_eq!(to_vec(out.delta_in.unwrap()), vec![2.0, -1.0, 1.0]);
-        assert_eq!(to_vec(out.grads.weight), vec![2.0, -1.0, 4.0, -2.0, 6.0, -3.0]);
+        assert_eq!(
+            to_vec(out.grads.weight),
+            vec![2.0, -1.0, 4.0, -2.0, 6.0, -3.0]
+        );
         assert_eq!(to_vec(out.grads.bias), vec![2.0, -1.0]);
     }
 }

@@ -83,7 +83,14 @@ impl Sgd {
             lr,
             true,
         );
-        layer.bias = update(layer.bias.clone(), grads.bias, &mut state.bias, config, lr, false);
+        layer.bias = update(
+            layer.bias.clone(),
+            grads.bias,
+            &mut state.bias,
+            config,
+            lr,
+            false,
+        );
     }
 }
 

@@ -81,6 +81,9 @@ mod tests {
             assert_eq!(r.name().parse::<Rule>().unwrap(), r);
         }
         let err = "xx".parse::<Rule>().unwrap_err().to_string();
-        assert!(err.contains("`xx`") && err.contains("bp, fa, ss, wm, kp"), "{err}");
+        assert!(
+            err.contains("`xx`") && err.contains("bp, fa, ss, wm, kp"),
+            "{err}"
+        );
     }
 }

@@ -45,7 +45,12 @@ impl Loss {
         match self {
             Loss::CrossEntropy => {
                 let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let lse = logits.iter().map(|&z| (z as f64 - max).exp()).sum::<f64>().ln() + max;
+                let lse = logits
+                    .iter()
+                    .map(|&z| (z as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln()
+                    + max;
                 lse - logits[label] as f64
             }
             Loss::SigmoidBce => logits

@@ -23,8 +23,8 @@
 //! lr = 0.05
 //! ```
 
-use biofeedback_core::{Activation, Init, MirrorConfig, Rule, SgdConfig};
 use crate::schedule::{LrSchedule, Schedule};
+use biofeedback_core::{Activation, Init, MirrorConfig, Rule, SgdConfig};
 use biofeedback_models::{Loss, MlpConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -328,13 +328,14 @@ impl Config {
         let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
         for arg in overrides {
             apply_override(&mut table, arg)?;
-            config = table
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Override {
-                    arg: arg.clone(),
-                    message: e.message().trim().to_string(),
-                })?;
+            config =
+                table
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Override {
+                        arg: arg.clone(),
+                        message: e.message().trim().to_string(),
+                    })?;
         }
         config.validate()?;
         Ok(config)
@@ -365,9 +366,24 @@ impl Config {
         }
         let o = &self.optim;
         let m = &self.mirror;
-        check(self.run.epochs > 0, "run.epochs", self.run.epochs, "at least 1")?;
-        check(o.batch_size > 0, "optim.batch_size", o.batch_size, "at least 1")?;
-        check(o.lr.is_finite() && o.lr > 0.0, "optim.lr", o.lr, "a positive number")?;
+        check(
+            self.run.epochs > 0,
+            "run.epochs",
+            self.run.epochs,
+            "at least 1",
+        )?;
+        check(
+            o.batch_size > 0,
+            "optim.batch_size",
+            o.batch_size,
+            "at least 1",
+        )?;
+        check(
+            o.lr.is_finite() && o.lr > 0.0,
+            "optim.lr",
+            o.lr,
+            "a positive number",
+        )?;
         check(
             (0.0..1.0).contains(&o.momentum),
             "optim.momentum",
@@ -398,9 +414,19 @@ impl Config {
             o.gamma,
             "a positive number",
         )?;
-        check(m.batch_size > 0, "mirror.batch_size", m.batch_size, "at least 1")?;
+        check(
+            m.batch_size > 0,
+            "mirror.batch_size",
+            m.batch_size,
+            "at least 1",
+        )?;
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
-        check(m.eta.is_finite() && m.eta > 0.0, "mirror.eta", m.eta, "a positive number")?;
+        check(
+            m.eta.is_finite() && m.eta > 0.0,
+            "mirror.eta",
+            m.eta,
+            "a positive number",
+        )?;
         check(
             (0.0..=1.0).contains(&m.decay),
             "mirror.decay",
@@ -524,7 +550,9 @@ mod tests {
 
     #[test]
     fn unknown_section_is_an_error() {
-        let err = parse("[optimiser]\nlr = 0.1\n", &[]).unwrap_err().to_string();
+        let err = parse("[optimiser]\nlr = 0.1\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("optimiser"), "{err}");
     }
 
@@ -551,7 +579,10 @@ mod tests {
         assert_eq!(c.model.hidden, vec![20, 10]);
         assert_eq!(c.algorithm.rule, Rule::Kp);
         let err = parse("", &["optim.lr_max=0.3"]).unwrap_err().to_string();
-        assert!(err.contains("--set optim.lr_max=0.3") && err.contains("lr_max"), "{err}");
+        assert!(
+            err.contains("--set optim.lr_max=0.3") && err.contains("lr_max"),
+            "{err}"
+        );
         let err = parse("", &["optim.lr=fast"]).unwrap_err().to_string();
         assert!(err.contains("--set optim.lr=fast"), "{err}");
         assert!(parse("", &["nonsense"]).is_err());
@@ -559,8 +590,13 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_named() {
-        let err = parse("[optim]\nbatch_size = 0\n", &[]).unwrap_err().to_string();
-        assert!(err.contains("optim.batch_size") && err.contains("at least 1"), "{err}");
+        let err = parse("[optim]\nbatch_size = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("optim.batch_size") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ fn train(
         "data: {} training, {} test examples; network {:?}",
         trainer.data.train.len(),
         trainer.data.test.len(),
-        trainer.config.mlp(trainer.data.train.dim, trainer.data.train.classes).widths()
+        trainer
+            .config
+            .mlp(trainer.data.train.dim, trainer.data.train.classes)
+            .widths()
     );
     let mut dir = RunDir::create(&out, &trainer.config)
         .with_context(|| format!("cannot create run directory {}", out.display()))?;

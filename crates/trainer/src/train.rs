@@ -261,7 +261,10 @@ impl Trainer {
         let indices: Vec<usize> = (0..set.len()).collect();
         for chunk in indices.chunks(1000) {
             let (x, _) = set.gather(chunk);
-            let logits = to_vec(self.model.forward(matrix(x, chunk.len(), set.dim, &self.device)));
+            let logits = to_vec(
+                self.model
+                    .forward(matrix(x, chunk.len(), set.dim, &self.device)),
+            );
             for (row, &i) in logits.chunks_exact(set.classes).zip(chunk) {
                 let label = set.labels[i] as usize;
                 loss += self.loss.example_loss(row, label);
@@ -277,7 +280,12 @@ impl Trainer {
     /// Weight angles, delta angles and norm ratios of every layer on the fixed evaluation
     /// batch (SPEC section 4).
     pub fn alignment(&self) -> Vec<LayerAlignment> {
-        layer_alignment(&self.model, self.loss, self.eval_x.clone(), self.eval_t.clone())
+        layer_alignment(
+            &self.model,
+            self.loss,
+            self.eval_x.clone(),
+            self.eval_t.clone(),
+        )
     }
 }
 
@@ -296,7 +304,9 @@ pub fn layer_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> V
             let upstream = if k + 1 == n {
                 dlogits.clone()
             } else {
-                own.deltas[k + 1].clone().expect("hidden layers pass deltas down")
+                own.deltas[k + 1]
+                    .clone()
+                    .expect("hidden layers pass deltas down")
             };
             let local = |b: Tensor<2>| {
                 let d = FeedbackLinear::backward_through(
@@ -317,7 +327,9 @@ pub fn layer_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> V
                 weight_angle_deg: alignment::angle_degrees(feedback.clone(), layer.weight.clone()),
                 delta_angle_global_deg: alignment::angle_degrees(
                     own.deltas[k].clone().expect("input deltas were asked for"),
-                    exact.deltas[k].clone().expect("input deltas were asked for"),
+                    exact.deltas[k]
+                        .clone()
+                        .expect("input deltas were asked for"),
                 ),
                 delta_angle_local_deg: alignment::angle_degrees(
                     local(feedback.clone()),

@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn shared_data(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(name);
-    assert!(p.is_dir(), "{} missing: the repo expects ../shared beside it", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    assert!(
+        p.is_dir(),
+        "{} missing: the repo expects ../shared beside it",
+        p.display()
+    );
     p
 }
 
@@ -33,10 +39,19 @@ fn fails(dir: &Path, config: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     let out = biofeedback(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("panicked"), "panic instead of an error: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(
+        !stderr.contains("panicked"),
+        "panic instead of an error: {stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "expected one error line: {stderr}");
     errors[0].to_string()
 }
@@ -54,9 +69,21 @@ fn idx(rank: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
 fn tiny_mnist(dir: &Path) -> PathBuf {
     let m = dir.join("mnist");
     std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(m.join("train-images-idx3-ubyte"), idx(3, &[4, 2, 2], &[7; 16])).unwrap();
-    std::fs::write(m.join("train-labels-idx1-ubyte"), idx(1, &[4], &[0, 1, 2, 3])).unwrap();
-    std::fs::write(m.join("t10k-images-idx3-ubyte"), idx(3, &[2, 2, 2], &[9; 8])).unwrap();
+    std::fs::write(
+        m.join("train-images-idx3-ubyte"),
+        idx(3, &[4, 2, 2], &[7; 16]),
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("train-labels-idx1-ubyte"),
+        idx(1, &[4], &[0, 1, 2, 3]),
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("t10k-images-idx3-ubyte"),
+        idx(3, &[2, 2, 2], &[9; 8]),
+    )
+    .unwrap();
     std::fs::write(m.join("t10k-labels-idx1-ubyte"), idx(1, &[2], &[4, 5])).unwrap();
     m
 }
@@ -84,7 +111,10 @@ fn a_real_run_writes_its_run_directory() {
     let o = biofeedback(&[
         "train",
         "--config",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/mnist-mlp-kp.toml"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/mnist-mlp-kp.toml"
+        ),
         "--set",
         &dir_override,
         "--set",
@@ -98,13 +128,19 @@ fn a_real_run_writes_its_run_directory() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
-    assert!(config.contains("rule = \"kp\"") && config.contains("epochs = 2"), "{config}");
+    assert!(
+        config.contains("rule = \"kp\"") && config.contains("epochs = 2"),
+        "{config}"
+    );
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = metrics.lines().collect();
     assert_eq!(lines.len(), 3, "{metrics}");
     assert!(lines[0].starts_with("epoch,train_loss,train_top1_error,test_loss,test_top1_error"));
     let err: f64 = lines[2].split(',').nth(4).unwrap().parse().unwrap();
-    assert!(err < 20.0, "test error after 2 epochs on 3000 examples: {err}%");
+    assert!(
+        err < 20.0,
+        "test error after 2 epochs on 3000 examples: {err}%"
+    );
     let alignment = std::fs::read_to_string(out.join("alignment.csv")).unwrap();
     let rows: Vec<&str> = alignment.lines().collect();
     assert_eq!(rows.len(), 1 + 2 * 2, "{alignment}");
@@ -118,9 +154,16 @@ fn a_real_run_writes_its_run_directory() {
 fn truncated_idx_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let m = tiny_mnist(tmp.path());
-    std::fs::write(m.join("train-images-idx3-ubyte"), idx(3, &[4, 2, 2], &[7; 10])).unwrap();
+    std::fs::write(
+        m.join("train-images-idx3-ubyte"),
+        idx(3, &[4, 2, 2], &[7; 10]),
+    )
+    .unwrap();
     let e = fails(tmp.path(), &mnist_config(&m), &[]);
-    assert!(e.contains("train-images-idx3-ubyte") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
     assert!(e.contains("16 bytes, found 10"), "{e}");
 }
 
@@ -130,7 +173,10 @@ fn non_idx_file_is_named() {
     let m = tiny_mnist(tmp.path());
     std::fs::write(m.join("t10k-labels-idx1-ubyte"), b"<html>not found</html>").unwrap();
     let e = fails(tmp.path(), &mnist_config(&m), &[]);
-    assert!(e.contains("t10k-labels-idx1-ubyte") && e.contains("not an IDX file"), "{e}");
+    assert!(
+        e.contains("t10k-labels-idx1-ubyte") && e.contains("not an IDX file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -138,18 +184,32 @@ fn corrupt_gzip_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let m = tiny_mnist(tmp.path());
     std::fs::remove_file(m.join("train-labels-idx1-ubyte")).unwrap();
-    std::fs::write(m.join("train-labels-idx1-ubyte.gz"), [0x1f, 0x8b, 8, 0, 1, 2]).unwrap();
+    std::fs::write(
+        m.join("train-labels-idx1-ubyte.gz"),
+        [0x1f, 0x8b, 8, 0, 1, 2],
+    )
+    .unwrap();
     let e = fails(tmp.path(), &mnist_config(&m), &[]);
-    assert!(e.contains("train-labels-idx1-ubyte.gz") && e.contains("gzip"), "{e}");
+    assert!(
+        e.contains("train-labels-idx1-ubyte.gz") && e.contains("gzip"),
+        "{e}"
+    );
 }
 
 #[test]
 fn mnist_label_out_of_range_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let m = tiny_mnist(tmp.path());
-    std::fs::write(m.join("train-labels-idx1-ubyte"), idx(1, &[4], &[0, 1, 12, 3])).unwrap();
+    std::fs::write(
+        m.join("train-labels-idx1-ubyte"),
+        idx(1, &[4], &[0, 1, 12, 3]),
+    )
+    .unwrap();
     let e = fails(tmp.path(), &mnist_config(&m), &[]);
-    assert!(e.contains("label 12 of record 2") && e.contains("0..=9"), "{e}");
+    assert!(
+        e.contains("label 12 of record 2") && e.contains("0..=9"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -160,7 +220,10 @@ fn cifar_file_of_wrong_size_is_named() {
     std::fs::write(c.join("data_batch_1.bin"), vec![0u8; 3073 * 2 + 5]).unwrap();
     std::fs::write(c.join("test_batch.bin"), vec![0u8; 3073]).unwrap();
     let e = fails(tmp.path(), &cifar_config(&c), &[]);
-    assert!(e.contains("data_batch_1.bin") && e.contains("multiple of the 3073-byte"), "{e}");
+    assert!(
+        e.contains("data_batch_1.bin") && e.contains("multiple of the 3073-byte"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -173,7 +236,10 @@ fn cifar_label_out_of_range_is_named() {
     test[0] = 10;
     std::fs::write(c.join("test_batch.bin"), test).unwrap();
     let e = fails(tmp.path(), &cifar_config(&c), &[]);
-    assert!(e.contains("test_batch.bin") && e.contains("label 10"), "{e}");
+    assert!(
+        e.contains("test_batch.bin") && e.contains("label 10"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -187,7 +253,10 @@ fn missing_directory_is_named() {
 fn unknown_config_key_names_key_and_file() {
     let tmp = tempfile::tempdir().unwrap();
     let e = fails(tmp.path(), "[optim]\nlr = 0.1\nmomentun = 0.9\n", &[]);
-    assert!(e.contains("exp.toml") && e.contains("momentun") && e.contains("line 3"), "{e}");
+    assert!(
+        e.contains("exp.toml") && e.contains("momentun") && e.contains("line 3"),
+        "{e}"
+    );
     let e = fails(tmp.path(), "", &["--set", "optim.momentun=0.9"]);
     assert!(e.contains("--set optim.momentun=0.9"), "{e}");
 }
@@ -207,5 +276,8 @@ fn nan_loss_stops_with_epoch_and_step() {
         mnist_config(&shared_data("mnist")).replace("[run]", "train_limit = 1000\n[run]")
     );
     let e = fails(tmp.path(), &config, &[]);
-    assert!(e.contains("loss became") && e.contains("epoch 1, step"), "{e}");
+    assert!(
+        e.contains("loss became") && e.contains("epoch 1, step"),
+        "{e}"
+    );
 }

@@ -150,9 +150,15 @@ mod tests {
     #[test]
     fn rejects_truncated_and_foreign_bytes() {
         let err = parse_idx(&idx(3, &[2, 2, 1], &[1, 2, 3]), 3).unwrap_err();
-        assert!(err.contains("truncated") && err.contains("found 3"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("found 3"),
+            "{err}"
+        );
         let err = parse_idx(b"PK\x03\x04 a zip file", 3).unwrap_err();
-        assert!(err.contains("not an IDX file") && err.contains("0x00000803"), "{err}");
+        assert!(
+            err.contains("not an IDX file") && err.contains("0x00000803"),
+            "{err}"
+        );
         let err = parse_idx(&idx(1, &[4], &[1, 2, 3, 4]), 3).unwrap_err();
         assert!(err.contains("magic number 0x00000801"), "{err}");
         assert!(parse_idx(&[0, 0], 1).unwrap_err().contains("shorter"));
