@@ -76,7 +76,7 @@ pub fn read_batch(path: &Path, into: &mut Dataset) -> Result<(), DataError> {
 
 /// Checks the size of a batch file's bytes.
 pub fn parse_records(bytes: &[u8]) -> Result<usize, String> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format!(
             "not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the \
              {RECORD}-byte record (1 label + 3072 pixels)",
