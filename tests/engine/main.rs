@@ -2,6 +2,7 @@
 //! defining property of each rule, learning on the real MNIST, and wgpu against the CPU.
 
 mod autodiff;
+mod checkpoint;
 mod common;
 mod mnist;
 mod rules;

@@ -9,7 +9,7 @@ use biofeedback::models::{Loss, MlpConfig, Path};
 use biofeedback::trainer::device::DeviceChoice;
 use burn::tensor::{Device, Tensor};
 
-fn wgpu_device() -> Device {
+pub fn wgpu_device() -> Device {
     let mut errors = Vec::new();
     for choice in [DeviceChoice::Wgpu, DeviceChoice::WgpuGl] {
         match choice.create() {

@@ -49,6 +49,8 @@ pub struct Config {
     pub mirror: MirrorSection,
     /// Alignment metrics.
     pub metrics: MetricsSection,
+    /// Checkpoints in the run directory.
+    pub checkpoint: CheckpointSection,
 }
 
 /// `[run]`.
@@ -259,6 +261,61 @@ impl Default for MetricsSection {
     }
 }
 
+/// `[checkpoint]`.
+///
+/// ```toml
+/// [checkpoint]
+/// every = 1                  # write checkpoints/last.safetensors every N epochs (and at the end)
+/// save_best = true           # also keep checkpoints/best.safetensors
+/// metric = "test_top1_error" # what "best" means (lowest wins)
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Write the `last` checkpoint every this many epochs, and after the final one. Default 1.
+    pub every: usize,
+    /// Keep a `best` checkpoint too. Default true.
+    pub save_best: bool,
+    /// The figure that decides `best`; lower is better. Default `test_top1_error`.
+    pub metric: BestMetric,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self {
+            every: 1,
+            save_best: true,
+            metric: BestMetric::TestTop1Error,
+        }
+    }
+}
+
+/// The figure that ranks epochs for the `best` checkpoint; lower is better for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetric {
+    /// Test top-1 error, percent.
+    TestTop1Error,
+    /// Test top-5 error, percent.
+    TestTop5Error,
+    /// Mean test loss.
+    TestLoss,
+    /// Mean training loss.
+    TrainLoss,
+}
+
+impl BestMetric {
+    /// The metric's name in configs and `results.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TestTop1Error => "test_top1_error",
+            Self::TestTop5Error => "test_top5_error",
+            Self::TestLoss => "test_loss",
+            Self::TrainLoss => "train_loss",
+        }
+    }
+}
+
 /// A config that could not be read, parsed or validated.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -370,6 +427,12 @@ impl Config {
             self.run.epochs > 0,
             "run.epochs",
             self.run.epochs,
+            "at least 1",
+        )?;
+        check(
+            self.checkpoint.every > 0,
+            "checkpoint.every",
+            self.checkpoint.every,
             "at least 1",
         )?;
         check(

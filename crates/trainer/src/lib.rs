@@ -13,9 +13,12 @@
 //! let reports = trainer.run(|r| { println!("{:?}", r.metrics); Ok::<_, TrainError>(()) })?;
 //! ```
 
+pub mod atomic;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod logging;
 pub mod run_dir;
 pub mod schedule;
 pub mod train;

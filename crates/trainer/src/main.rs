@@ -1,12 +1,14 @@
 //! `biofeedback`: train networks without weight transport.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use biofeedback_trainer::checkpoint::Checkpoint;
 use biofeedback_trainer::config::Config;
 use biofeedback_trainer::device::DeviceChoice;
+use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
-use biofeedback_trainer::train::Trainer;
+use biofeedback_trainer::train::{EpochReport, Trainer};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tracing::info;
 
 /// Deep learning without weight transport: backprop, feedback alignment, sign symmetry,
@@ -20,11 +22,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train a network from a TOML experiment file.
+    /// Train a network from a TOML experiment file, or resume a run.
     Train {
         /// The experiment file, e.g. configs/mnist-mlp-kp.toml.
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+        config: Option<PathBuf>,
+        /// Continue the run in this directory from its last checkpoint (to `run.epochs`, or
+        /// a new count given with --set run.epochs=N).
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
         /// Override a config key, e.g. --set optim.lr=0.1 (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
@@ -32,68 +38,233 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
         device: DeviceChoice,
         /// Run directory (default: runs/<run.name>, suffixed if it exists).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+    },
+    /// Evaluate a checkpoint: test loss, top-1 and top-5 error, and each layer's angles.
+    Eval {
+        /// A checkpoint file, e.g. runs/mnist-mlp-kp/checkpoints/best.safetensors.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The data folder (default: the run's `data.dir`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Override a key of the run's config, e.g. --set metrics.eval_batch=1000.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Where tensors live.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+        device: DeviceChoice,
+    },
+    /// Work with experiment files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved config, every key with its value or default.
+    Show {
+        /// The experiment file.
+        file: PathBuf,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,biofeedback=info,biofeedback_trainer=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    if let Err(e) = run(Cli::parse()) {
+    let log = logging::init();
+    if let Err(e) = run(Cli::parse(), &log) {
+        log.line(&format!("error: {e:#}"));
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, log: &LogFile) -> Result<()> {
     match cli.command {
         Command::Train {
             config,
+            resume,
             overrides,
             device,
             out,
-        } => train(config, overrides, device, out),
+        } => match (config, resume) {
+            (_, Some(run_dir)) => train(Start::Resume(run_dir), overrides, device, log),
+            (Some(config), None) => train(Start::Fresh { config, out }, overrides, device, log),
+            (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+        },
+        Command::Eval {
+            checkpoint,
+            data,
+            overrides,
+            device,
+        } => eval(&checkpoint, data, overrides, device),
+        Command::Config {
+            command: ConfigCommand::Show { file, overrides },
+        } => {
+            print!("{}", Config::load(&file, &overrides)?.to_toml());
+            Ok(())
+        }
     }
 }
 
-fn train(
-    config_path: PathBuf,
-    overrides: Vec<String>,
-    device: DeviceChoice,
-    out: Option<PathBuf>,
-) -> Result<()> {
-    let config = Config::load(&config_path, &overrides)?;
-    let out = out.unwrap_or_else(|| run_dir::fresh_run_dir("runs".as_ref(), &config.run.name));
-    let epochs = config.run.epochs;
+/// How a training run begins.
+enum Start {
+    /// From a config file, into a new run directory.
+    Fresh {
+        config: PathBuf,
+        out: Option<PathBuf>,
+    },
+    /// From the last checkpoint of a run directory.
+    Resume(PathBuf),
+}
+
+fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFile) -> Result<()> {
+    let device = choice.create()?;
+    let (mut trainer, mut dir) = match start {
+        Start::Fresh { config, out } => {
+            let config = Config::load(&config, &overrides)?;
+            let out =
+                out.unwrap_or_else(|| run_dir::fresh_run_dir("runs".as_ref(), &config.run.name));
+            let trainer = Trainer::new(config, device)?;
+            let dir = RunDir::create(&out, &trainer.config)
+                .with_context(|| format!("cannot create run directory {}", out.display()))?;
+            (trainer, dir)
+        }
+        Start::Resume(path) => {
+            if !path.is_dir() {
+                bail!("--resume {}: no such run directory", path.display());
+            }
+            let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
+            let config = checkpoint.config(&overrides)?;
+            if checkpoint.epoch >= config.run.epochs {
+                bail!(
+                    "run {} has done all {} of its epochs; continue it with --set run.epochs=N \
+                     (N > {})",
+                    path.display(),
+                    config.run.epochs,
+                    checkpoint.epoch
+                );
+            }
+            let mut trainer = Trainer::new(config, device)?;
+            checkpoint.restore(&mut trainer)?;
+            let dir = RunDir::resume(&path, &trainer.config, checkpoint.epoch)
+                .with_context(|| format!("cannot reopen run directory {}", path.display()))?;
+            (trainer, dir)
+        }
+    };
+    log.open(&dir.path.join("train.log"))
+        .with_context(|| format!("cannot write {}", dir.path.join("train.log").display()))?;
+    let command: Vec<String> = std::env::args().map(shell_quote).collect();
+    dir.record_command(&format!(
+        "biofeedback {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        command.join(" ")
+    ))
+    .with_context(|| format!("cannot write to {}", dir.path.display()))?;
+    let config = &trainer.config;
     info!(
-        "{}: rule {} on {:?}, device {:?}",
-        config.run.name, config.algorithm.rule, config.data.dataset, device
+        "{}: rule {} on {:?}, device {:?}, run directory {}",
+        config.run.name,
+        config.algorithm.rule,
+        config.data.dataset,
+        choice,
+        dir.path.display()
     );
-    let device = device.create()?;
-    let mut trainer = Trainer::new(config, device)?;
     info!(
         "data: {} training, {} test examples; network {:?}",
         trainer.data.train.len(),
         trainer.data.test.len(),
-        trainer
-            .config
+        config
             .mlp(trainer.data.train.dim, trainer.data.train.classes)
             .widths()
     );
-    let mut dir = RunDir::create(&out, &trainer.config)
-        .with_context(|| format!("cannot create run directory {}", out.display()))?;
-    trainer.run(|report| -> Result<()> {
-        info!("{}", run_dir::summary_line(report, epochs));
-        dir.record(report)
-            .with_context(|| format!("cannot write to {}", dir.path.display()))
-    })?;
-    info!("run directory: {}", out.display());
+    if trainer.epochs_done > 0 {
+        info!(
+            "resuming after epoch {} of {}",
+            trainer.epochs_done, config.run.epochs
+        );
+    }
+    trainer.run_with(|trainer, report| record_epoch(trainer, report, &mut dir))?;
+    info!("run directory: {}", dir.path.display());
     Ok(())
+}
+
+/// Logs an epoch and writes its rows, `results.json` and the checkpoints.
+fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Result<()> {
+    let config = &trainer.config;
+    let epoch = report.metrics.epoch;
+    info!("{}", run_dir::summary_line(report, config.run.epochs));
+    let shown = dir.path.display().to_string();
+    let context = || format!("cannot write to {shown}");
+    dir.record(report).with_context(context)?;
+    dir.write_results(config, report, trainer.best)
+        .with_context(context)?;
+    if epoch % config.checkpoint.every == 0 || epoch == config.run.epochs {
+        Checkpoint::capture(trainer, &dir.last_checkpoint()).save()?;
+    }
+    if config.checkpoint.save_best && trainer.best.is_some_and(|b| b.epoch == epoch) {
+        Checkpoint::capture(trainer, &dir.best_checkpoint()).save()?;
+    }
+    Ok(())
+}
+
+fn eval(
+    path: &Path,
+    data: Option<PathBuf>,
+    mut overrides: Vec<String>,
+    choice: DeviceChoice,
+) -> Result<()> {
+    let checkpoint = Checkpoint::load(path)?;
+    if let Some(dir) = data {
+        let dir = dir
+            .to_str()
+            .context("--data: the path is not valid UTF-8")?;
+        overrides.push(format!("data.dir={}", toml_string(dir)));
+    }
+    let config = checkpoint.config(&overrides)?;
+    let mut trainer = Trainer::new(config, choice.create()?)?;
+    checkpoint.restore(&mut trainer)?;
+    let (loss, top1, top5) = trainer.evaluate(&trainer.data.test);
+    println!(
+        "{} (epoch {}, rule {}): test_loss {loss:.4}  test_top1_error {top1:.2}%  \
+         test_top5_error {top5:.2}%  on {} test examples",
+        path.display(),
+        checkpoint.epoch,
+        trainer.config.algorithm.rule,
+        trainer.data.test.len()
+    );
+    println!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
+    for l in trainer.alignment() {
+        println!(
+            "{:<6} {:>16.2}  {:>22.2}  {:>21.2}  {:>10.4}",
+            l.layer,
+            l.weight_angle_deg,
+            l.delta_angle_global_deg,
+            l.delta_angle_local_deg,
+            l.norm_ratio
+        );
+    }
+    Ok(())
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// `arg` quoted for a POSIX shell where it needs quoting.
+fn shell_quote(arg: String) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    match plain {
+        true => arg,
+        false => format!("'{}'", arg.replace('\'', "'\\''")),
+    }
 }

@@ -1,16 +1,23 @@
-//! The run directory: resolved config and per-epoch CSV records.
+//! The run directory: resolved config, command lines, per-epoch CSV records, final and best
+//! figures, checkpoints.
 //!
 //! ```text
 //! runs/<name>/config.toml     the resolved config, every key
+//! runs/<name>/command.txt     one line per invocation: project version and command line
+//! runs/<name>/train.log       the log (what stderr shows at the default level)
+//! runs/<name>/results.json    final and best figures, rewritten after every epoch
+//! runs/<name>/checkpoints/last.safetensors, best.safetensors
 //! runs/<name>/metrics.csv     epoch,train_loss,train_top1_error,test_loss,test_top1_error,
 //!                             test_top5_error,seconds,examples_per_second
 //! runs/<name>/alignment.csv   epoch,layer,weight_angle_deg,delta_angle_global_deg,
 //!                             delta_angle_local_deg,norm_ratio
 //! ```
 
+use crate::atomic::write_atomically;
 use crate::config::Config;
-use crate::train::EpochReport;
-use std::fs::File;
+use crate::train::{BestEpoch, EpochMetrics, EpochReport, LayerAlignment};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -27,6 +34,34 @@ pub struct RunDir {
     pub path: PathBuf,
     metrics: BufWriter<File>,
     alignment: BufWriter<File>,
+    history: Vec<EpochMetrics>,
+}
+
+/// `results.json`: the run's final and best figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results<'a> {
+    /// `run.name`.
+    pub name: &'a str,
+    /// The learning rule.
+    pub rule: &'a str,
+    /// The project version that wrote the file.
+    pub version: &'a str,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Epochs configured.
+    pub epochs: usize,
+    /// Training seconds summed over the epochs.
+    pub train_seconds: f64,
+    /// The last epoch's figures.
+    pub last: &'a EpochMetrics,
+    /// The last epoch's alignment, per layer.
+    pub last_alignment: &'a [LayerAlignment],
+    /// The metric that ranks epochs (`checkpoint.metric`).
+    pub best_metric: &'static str,
+    /// The best epoch by it.
+    pub best: Option<BestEpoch>,
+    /// The best epoch's figures.
+    pub best_metrics: Option<&'a EpochMetrics>,
 }
 
 impl RunDir {
@@ -38,11 +73,89 @@ impl RunDir {
         writeln!(metrics, "{METRICS_HEADER}")?;
         let mut alignment = BufWriter::new(File::create(path.join("alignment.csv"))?);
         writeln!(alignment, "{ALIGNMENT_HEADER}")?;
+        metrics.flush()?;
+        alignment.flush()?;
         Ok(Self {
             path: path.to_path_buf(),
             metrics,
             alignment,
+            history: Vec::new(),
         })
+    }
+
+    /// Reopens the run directory `path` of a run resumed after `epochs_done` epochs: rewrites
+    /// `config.toml` with `config`, drops CSV rows of later epochs (written before the run
+    /// stopped, but not covered by the checkpoint) and appends from there.
+    pub fn resume(path: &Path, config: &Config, epochs_done: usize) -> std::io::Result<Self> {
+        std::fs::write(path.join("config.toml"), config.to_toml())?;
+        let keep = |name: &str, header: &str| -> std::io::Result<Vec<String>> {
+            let file = path.join(name);
+            let text = std::fs::read_to_string(&file)?;
+            let mut lines = text.lines();
+            if lines.next() != Some(header) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: expected the header `{header}`", file.display()),
+                ));
+            }
+            let rows: Vec<String> = lines
+                .filter(|l| {
+                    l.split(',')
+                        .next()
+                        .and_then(|e| e.parse::<usize>().ok())
+                        .is_some_and(|e| e <= epochs_done)
+                })
+                .map(str::to_string)
+                .collect();
+            let mut body = format!("{header}\n");
+            for row in &rows {
+                body.push_str(row);
+                body.push('\n');
+            }
+            write_atomically(&file, body.as_bytes())?;
+            Ok(rows)
+        };
+        let rows = keep("metrics.csv", METRICS_HEADER)?;
+        keep("alignment.csv", ALIGNMENT_HEADER)?;
+        let history = rows
+            .iter()
+            .map(|row| parse_metrics_row(row))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: a row is not a metrics row",
+                        path.join("metrics.csv").display()
+                    ),
+                )
+            })?;
+        let append = |name: &str| -> std::io::Result<BufWriter<File>> {
+            Ok(BufWriter::new(
+                OpenOptions::new().append(true).open(path.join(name))?,
+            ))
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            metrics: append("metrics.csv")?,
+            alignment: append("alignment.csv")?,
+            history,
+        })
+    }
+
+    /// Appends `line` (the version and the command line of this invocation) to
+    /// `command.txt`.
+    pub fn record_command(&self, line: &str) -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.join("command.txt"))?;
+        writeln!(file, "{line}")
+    }
+
+    /// The epochs recorded so far.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
     }
 
     /// Appends one epoch's rows and flushes them to disk.
@@ -73,8 +186,68 @@ impl RunDir {
             )?;
         }
         self.metrics.flush()?;
-        self.alignment.flush()
+        self.alignment.flush()?;
+        self.history.push(m.clone());
+        Ok(())
     }
+
+    /// Rewrites `results.json` (atomically) after `report`, the latest epoch.
+    pub fn write_results(
+        &self,
+        config: &Config,
+        report: &EpochReport,
+        best: Option<BestEpoch>,
+    ) -> std::io::Result<()> {
+        let results = Results {
+            name: &config.run.name,
+            rule: config.algorithm.rule.name(),
+            version: env!("CARGO_PKG_VERSION"),
+            epochs_done: report.metrics.epoch,
+            epochs: config.run.epochs,
+            train_seconds: self.history.iter().map(|m| m.seconds).sum(),
+            last: &report.metrics,
+            last_alignment: &report.layers,
+            best_metric: config.checkpoint.metric.name(),
+            best,
+            best_metrics: best.and_then(|b| self.history.iter().find(|m| m.epoch == b.epoch)),
+        };
+        let json = serde_json::to_string_pretty(&results).map_err(std::io::Error::other)?;
+        write_atomically(&self.path.join("results.json"), json.as_bytes())
+    }
+
+    /// `checkpoints/last.safetensors`.
+    pub fn last_checkpoint(&self) -> PathBuf {
+        last_checkpoint(&self.path)
+    }
+
+    /// `checkpoints/best.safetensors`.
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoints").join("best.safetensors")
+    }
+}
+
+/// `<run_dir>/checkpoints/last.safetensors`.
+pub fn last_checkpoint(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints").join("last.safetensors")
+}
+
+/// One row of `metrics.csv` read back (`None` if it is not one).
+fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
+    let f: Vec<&str> = row.split(',').collect();
+    if f.len() != 8 {
+        return None;
+    }
+    let x = |i: usize| f[i].parse::<f64>().ok();
+    Some(EpochMetrics {
+        epoch: f[0].parse().ok()?,
+        train_loss: x(1)?,
+        train_top1_error: x(2)?,
+        test_loss: x(3)?,
+        test_top1_error: x(4)?,
+        test_top5_error: x(5)?,
+        seconds: x(6)?,
+        examples_per_second: x(7)?,
+    })
 }
 
 /// `runs/<name>`, or `runs/<name>-2`, `-3`, ... if it exists already.

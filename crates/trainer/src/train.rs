@@ -1,7 +1,7 @@
 //! The training loop: engaged mode (forward, explicit backward through each layer's `B`,
 //! SGD) and, for weight mirrors, mirror mode before training and after every minibatch.
 
-use crate::config::Config;
+use crate::config::{BestMetric, Config};
 use crate::data::{self, DataError, Dataset, Split};
 use biofeedback_core::init::{Rng, seeded_rng};
 use biofeedback_core::mirror::mirror_step;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 /// Figures of one epoch (errors in percent).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EpochMetrics {
     /// Epoch number, from 1.
     pub epoch: usize,
@@ -35,8 +35,29 @@ pub struct EpochMetrics {
     pub examples_per_second: f64,
 }
 
+impl EpochMetrics {
+    /// The value of `metric` in this epoch (lower is better).
+    pub fn value(&self, metric: BestMetric) -> f64 {
+        match metric {
+            BestMetric::TestTop1Error => self.test_top1_error,
+            BestMetric::TestTop5Error => self.test_top5_error,
+            BestMetric::TestLoss => self.test_loss,
+            BestMetric::TrainLoss => self.train_loss,
+        }
+    }
+}
+
+/// The best epoch so far by the config's `checkpoint.metric`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct BestEpoch {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// The metric's value then.
+    pub value: f64,
+}
+
 /// Alignment of one layer's feedback with backprop (SPEC section 4), in degrees.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LayerAlignment {
     /// Layer name (`fc1`, `fc2`, ...).
     pub layer: String,
@@ -96,8 +117,12 @@ pub struct Trainer {
     pub model: Mlp,
     /// The optimizer with its velocities.
     pub sgd: Sgd,
-    /// Shuffling generator.
+    /// Shuffling generator, re-seeded from `(run.seed, epoch)` at the start of every epoch.
     pub rng: Rng,
+    /// Epochs completed (0 before training; restored from a checkpoint on resume).
+    pub epochs_done: usize,
+    /// The best epoch so far by `checkpoint.metric`.
+    pub best: Option<BestEpoch>,
     loss: Loss,
     eval_x: Tensor<2>,
     eval_t: Tensor<2>,
@@ -137,17 +162,49 @@ impl Trainer {
             model,
             sgd,
             rng,
+            epochs_done: 0,
+            best: None,
             eval_x,
             eval_t,
         })
     }
 
-    /// Runs every epoch of the config, mirror phase first for `wm`; `on_epoch` sees each
-    /// report as soon as it exists (to write it, print it, stop early by returning an error).
+    /// Runs every remaining epoch of the config (all of them on a fresh trainer, those after
+    /// [`Trainer::epochs_done`] on a restored one), the mirror phase first for `wm`;
+    /// `on_epoch` sees each report as soon as it exists (to write it, print it, stop early by
+    /// returning an error).
     pub fn run<E: From<TrainError>>(
         &mut self,
         mut on_epoch: impl FnMut(&EpochReport) -> Result<(), E>,
     ) -> Result<Vec<EpochReport>, E> {
+        self.run_with(|_, report| on_epoch(report))
+    }
+
+    /// Like [`Trainer::run`], with the trainer after each epoch passed to `on_epoch` as well
+    /// (to checkpoint it).
+    pub fn run_with<E: From<TrainError>>(
+        &mut self,
+        mut on_epoch: impl FnMut(&Self, &EpochReport) -> Result<(), E>,
+    ) -> Result<Vec<EpochReport>, E> {
+        if self.epochs_done == 0 {
+            self.mirror_phase();
+        }
+        let mut reports = Vec::new();
+        for epoch in self.epochs_done + 1..=self.config.run.epochs {
+            let report = self.epoch(epoch)?;
+            self.epochs_done = epoch;
+            let value = report.metrics.value(self.config.checkpoint.metric);
+            if self.best.is_none_or(|b| value < b.value) {
+                self.best = Some(BestEpoch { epoch, value });
+            }
+            on_epoch(self, &report)?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// The mirror steps before training (`mirror.steps_before`, `wm` only).
+    pub fn mirror_phase(&mut self) {
         if self.config.algorithm.rule == Rule::Wm {
             let steps = self.config.mirror.steps_before;
             let bar = progress(steps as u64, "mirror");
@@ -157,13 +214,6 @@ impl Trainer {
             }
             bar.finish_and_clear();
         }
-        let mut reports = Vec::new();
-        for epoch in 1..=self.config.run.epochs {
-            let report = self.epoch(epoch)?;
-            on_epoch(&report)?;
-            reports.push(report);
-        }
-        Ok(reports)
     }
 
     /// One epoch of training followed by the test evaluation and the alignment metrics.
@@ -188,8 +238,15 @@ impl Trainer {
 
     /// Trains one epoch; returns the mean loss, the top-1 error (percent) over the batches
     /// as seen, and the seconds taken.
+    ///
+    /// The shuffling generator and the device's generator (mirror noise) are re-seeded from
+    /// `(run.seed, epoch)` first, so an epoch depends only on the parameters and optimizer
+    /// state it starts from: a run resumed from a checkpoint repeats the uninterrupted run.
     pub fn train_epoch(&mut self, epoch: usize) -> Result<(f64, f64, f64), TrainError> {
         let start = Instant::now();
+        let seed = epoch_seed(self.config.run.seed, epoch);
+        self.rng = seeded_rng(seed);
+        self.device.seed(seed);
         let train = &self.data.train;
         let mut order: Vec<usize> = (0..train.len()).collect();
         if self.config.data.shuffle {
@@ -358,6 +415,15 @@ fn mirror_activation(k: usize, last: usize, hidden: Activation, loss: Loss) -> A
         (true, Loss::CrossEntropy) => Activation::Identity,
         (true, Loss::SigmoidBce) => Activation::Sigmoid,
     }
+}
+
+/// The seed of epoch `epoch` of a run seeded with `seed` (SplitMix64 of the pair), distinct
+/// from the initialisation's `seed`.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A `[rows, cols]` tensor from host values.

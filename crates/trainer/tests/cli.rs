@@ -281,3 +281,99 @@ fn nan_loss_stops_with_epoch_and_step() {
         "{e}"
     );
 }
+
+/// `biofeedback` with `args`, expecting success; returns stdout.
+fn succeeds(args: &[&str]) -> String {
+    let o = biofeedback(args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn a_run_resumes_evaluates_and_shows_its_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let mnist = shared_data("mnist");
+    let dir_override = format!("data.dir={:?}", mnist.to_str().unwrap());
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/mnist-mlp-wm.toml"
+    );
+    let limits = [
+        "--set",
+        &dir_override,
+        "--set",
+        "data.train_limit=2000",
+        "--set",
+        "data.test_limit=500",
+        "--set",
+        "mirror.steps_before=20",
+    ];
+    let mut first = vec!["train", "--config", config, "--out", out_s];
+    first.extend_from_slice(&limits);
+    first.extend_from_slice(&["--set", "run.epochs=1"]);
+    succeeds(&first);
+    assert!(out.join("checkpoints/last.safetensors").is_file());
+    assert!(out.join("checkpoints/best.safetensors").is_file());
+
+    succeeds(&["train", "--resume", out_s, "--set", "run.epochs=2"]);
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let epochs: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "2"], "{metrics}");
+    let commands = std::fs::read_to_string(out.join("command.txt")).unwrap();
+    assert_eq!(commands.lines().count(), 2, "{commands}");
+    assert!(
+        commands.lines().nth(1).unwrap().contains("--resume"),
+        "{commands}"
+    );
+    let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+    assert!(log.contains("resuming after epoch 1 of 2"), "{log}");
+    assert!(log.contains("epoch 2/2"), "{log}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["epochs_done"], 2);
+    assert_eq!(results["rule"], "wm");
+    assert_eq!(results["best_metric"], "test_top1_error");
+    let best_epoch = results["best"]["epoch"].as_u64().unwrap();
+    assert_eq!(results["best_metrics"]["epoch"].as_u64(), Some(best_epoch));
+    let resumed = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(resumed.contains("epochs = 2"), "{resumed}");
+
+    // The run is complete: resuming again says how to continue it.
+    let again = biofeedback(&["train", "--resume", out_s]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--set run.epochs=N"), "{stderr}");
+
+    let best = out.join("checkpoints/best.safetensors");
+    let report = succeeds(&["eval", "--checkpoint", best.to_str().unwrap()]);
+    assert!(report.contains("test_top1_error"), "{report}");
+    assert!(report.contains("on 500 test examples"), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("fc2 ")), "{report}");
+
+    let shown = succeeds(&["config", "show", config, "--set", "optim.lr=0.3"]);
+    assert!(shown.contains("[checkpoint]"), "{shown}");
+    assert!(shown.contains("metric = \"test_top1_error\""), "{shown}");
+    assert!(shown.contains("lr = 0.3"), "{shown}");
+}
+
+#[test]
+fn a_truncated_checkpoint_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("last.safetensors");
+    std::fs::write(&ckpt, [16u8, 0, 0, 0, 0, 0, 0, 0, b'{', b'"']).unwrap();
+    let o = biofeedback(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(ckpt.to_str().unwrap())
+            && stderr.contains("not a valid biofeedback checkpoint"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,377 @@
+//! Checkpoints: everything a run needs to continue exactly, in one
+//! [safetensors](https://huggingface.co/docs/safetensors) file written atomically.
+//!
+//! ```text
+//! tensors (f32, little-endian, row-major)
+//!   model.<k>.weight     [d_in, d_out]   W^T of layer k (input layer is 0)
+//!   model.<k>.bias       [d_out]
+//!   model.<k>.feedback   [d_in, d_out]   B, for fa / wm / kp (bp and ss derive it from W)
+//!   optim.<k>.weight     velocities of SGD with momentum, where they exist
+//!   optim.<k>.bias
+//!   optim.<k>.feedback   Kolen-Pollack's B
+//! metadata (strings)
+//!   format = "biofeedback-checkpoint-1", version, epoch (completed), config (resolved TOML),
+//!   best_epoch, best_value (by checkpoint.metric)
+//! ```
+//!
+//! The weight-mirror state is the `B` tensors themselves (the mirror phase before training is
+//! done once `epoch >= 1`). The random state is the seed and the epoch: every epoch re-seeds
+//! the shuffling and the device generator from `(run.seed, epoch)` (see
+//! [`crate::train::epoch_seed`]), so nothing else is needed to repeat the rest of a run.
+
+use crate::atomic::write_atomically;
+use crate::config::{Config, ConfigError};
+use crate::train::{BestEpoch, Trainer};
+use biofeedback_core::tensor_io::to_vec;
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The value of the `format` metadata key.
+pub const FORMAT: &str = "biofeedback-checkpoint-1";
+
+/// A checkpoint that could not be written, read or applied.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// Reading or writing the file failed.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a complete biofeedback checkpoint.
+    #[error("checkpoint {path} is not a valid biofeedback checkpoint: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// The checkpoint does not fit the network the config describes.
+    #[error("checkpoint {path}: tensor {name}: {message}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The config stored in the checkpoint (with overrides) is invalid.
+    #[error("checkpoint {path}: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: ConfigError,
+    },
+}
+
+/// A tensor on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its elements, row-major.
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    fn from_tensor<const D: usize>(t: Tensor<D>) -> Self {
+        Self {
+            shape: t.dims().to_vec(),
+            data: to_vec(t),
+        }
+    }
+}
+
+/// A checkpoint in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The file it came from (or goes to), for messages.
+    pub path: PathBuf,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The resolved config of the run, as TOML.
+    pub config_toml: String,
+    /// The project version that wrote it.
+    pub version: String,
+    /// The best epoch so far.
+    pub best: Option<BestEpoch>,
+    /// The tensors by name.
+    pub tensors: BTreeMap<String, HostTensor>,
+}
+
+impl Checkpoint {
+    /// Captures the state of `trainer` (to be written to `path`).
+    pub fn capture(trainer: &Trainer, path: &Path) -> Self {
+        let mut tensors = BTreeMap::new();
+        let mut put = |name: String, t: HostTensor| {
+            tensors.insert(name, t);
+        };
+        for (k, layer) in trainer.model.layers.iter().enumerate() {
+            put(
+                format!("model.{k}.weight"),
+                HostTensor::from_tensor(layer.weight.clone()),
+            );
+            put(
+                format!("model.{k}.bias"),
+                HostTensor::from_tensor(layer.bias.clone()),
+            );
+            if let Some(b) = &layer.feedback {
+                put(
+                    format!("model.{k}.feedback"),
+                    HostTensor::from_tensor(b.clone()),
+                );
+            }
+        }
+        for (k, state) in trainer.sgd.state.iter().enumerate() {
+            if let Some(v) = &state.weight {
+                put(
+                    format!("optim.{k}.weight"),
+                    HostTensor::from_tensor(v.clone()),
+                );
+            }
+            if let Some(v) = &state.bias {
+                put(
+                    format!("optim.{k}.bias"),
+                    HostTensor::from_tensor(v.clone()),
+                );
+            }
+            if let Some(v) = &state.feedback {
+                put(
+                    format!("optim.{k}.feedback"),
+                    HostTensor::from_tensor(v.clone()),
+                );
+            }
+        }
+        Self {
+            path: path.to_path_buf(),
+            epoch: trainer.epochs_done,
+            config_toml: trainer.config.to_toml(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            best: trainer.best,
+            tensors,
+        }
+    }
+
+    /// Writes the checkpoint to `self.path` atomically: a temporary file beside it is
+    /// written and synced, then renamed over the old one, so an interrupted write leaves the
+    /// previous checkpoint intact.
+    pub fn save(&self) -> Result<(), CheckpointError> {
+        let io = |source| CheckpointError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name.clone(), raw, t.shape.clone())
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, raw, shape)| {
+                TensorView::new(Dtype::F32, shape.clone(), raw)
+                    .map(|view| (name.as_str(), view))
+                    .map_err(|e| CheckpointError::Format {
+                        path: self.path.clone(),
+                        message: format!("tensor {name}: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut meta = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("version".to_string(), self.version.clone()),
+            ("epoch".to_string(), self.epoch.to_string()),
+            ("config".to_string(), self.config_toml.clone()),
+        ]);
+        if let Some(best) = self.best {
+            meta.insert("best_epoch".into(), best.epoch.to_string());
+            meta.insert("best_value".into(), best.value.to_string());
+        }
+        let file =
+            safetensors::serialize(views, Some(meta)).map_err(|e| CheckpointError::Format {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        write_atomically(&self.path, &file).map_err(io)
+    }
+
+    /// Reads and checks the checkpoint at `path`.
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let format = |message: String| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| {
+            format(format!(
+                "{e} ({} bytes; a truncated or foreign file?)",
+                bytes.len()
+            ))
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |key: &str| {
+            meta.get(key)
+                .cloned()
+                .ok_or_else(|| format(format!("metadata key `{key}` is missing")))
+        };
+        let found = get("format")?;
+        if found != FORMAT {
+            return Err(format(format!("format is `{found}`, expected `{FORMAT}`")));
+        }
+        let number = |key: &str| -> Result<f64, CheckpointError> {
+            let text = get(key)?;
+            text.parse()
+                .map_err(|_| format(format!("metadata `{key}` = `{text}` is not a number")))
+        };
+        let epoch = number("epoch")? as usize;
+        let best = match meta.contains_key("best_epoch") {
+            true => Some(BestEpoch {
+                epoch: number("best_epoch")? as usize,
+                value: number("best_value")?,
+            }),
+            false => None,
+        };
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(format(format!(
+                    "tensor {name} is {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.insert(
+                name,
+                HostTensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            epoch,
+            config_toml: get("config")?,
+            version: get("version")?,
+            best,
+            tensors,
+        })
+    }
+
+    /// The run's config stored in the checkpoint, with `overrides` applied and checked.
+    pub fn config(&self, overrides: &[String]) -> Result<Config, CheckpointError> {
+        Config::from_toml(&self.config_toml, &self.path, overrides).map_err(|source| {
+            CheckpointError::Config {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
+    /// Puts the checkpoint's parameters, feedback tensors, optimizer state, epoch and best
+    /// epoch into `trainer`, whose network must have the same shapes (on any device).
+    pub fn restore(&self, trainer: &mut Trainer) -> Result<(), CheckpointError> {
+        let device = trainer.device.clone();
+        for (k, layer) in trainer.model.layers.iter_mut().enumerate() {
+            let shape = layer.weight.dims();
+            layer.weight = self.required(&format!("model.{k}.weight"), shape, &device)?;
+            layer.bias = self.required(&format!("model.{k}.bias"), [shape[1]], &device)?;
+            if layer.feedback.is_some() {
+                layer.feedback =
+                    Some(self.required(&format!("model.{k}.feedback"), shape, &device)?);
+            } else {
+                self.absent(&format!("model.{k}.feedback"), layer.rule.name())?;
+            }
+        }
+        for (k, state) in trainer.sgd.state.iter_mut().enumerate() {
+            let shape = trainer.model.layers[k].weight.dims();
+            state.weight = self.optional(&format!("optim.{k}.weight"), shape, &device)?;
+            state.bias = self.optional(&format!("optim.{k}.bias"), [shape[1]], &device)?;
+            state.feedback = self.optional(&format!("optim.{k}.feedback"), shape, &device)?;
+        }
+        let layers = trainer.model.layers.len();
+        if let Some(extra) = self.tensors.keys().find(|name| {
+            let k = name.split('.').nth(1).and_then(|k| k.parse::<usize>().ok());
+            k.is_none_or(|k| k >= layers)
+        }) {
+            return Err(CheckpointError::Mismatch {
+                path: self.path.clone(),
+                name: extra.clone(),
+                message: format!("not part of this {layers}-layer network"),
+            });
+        }
+        trainer.epochs_done = self.epoch;
+        trainer.best = self.best;
+        Ok(())
+    }
+
+    fn optional<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Option<Tensor<D>>, CheckpointError> {
+        match self.tensors.contains_key(name) {
+            true => self.required(name, shape, device).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    fn required<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Tensor<D>, CheckpointError> {
+        let mismatch = |message: String| CheckpointError::Mismatch {
+            path: self.path.clone(),
+            name: name.to_string(),
+            message,
+        };
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| mismatch("missing from the checkpoint".into()))?;
+        if t.shape != shape {
+            return Err(mismatch(format!(
+                "shape {:?} in the checkpoint, the network has {:?}",
+                t.shape, shape
+            )));
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(t.data.clone(), shape),
+            device,
+        ))
+    }
+
+    fn absent(&self, name: &str, rule: &str) -> Result<(), CheckpointError> {
+        match self.tensors.contains_key(name) {
+            true => Err(CheckpointError::Mismatch {
+                path: self.path.clone(),
+                name: name.to_string(),
+                message: format!("a stored feedback tensor, but rule `{rule}` has none"),
+            }),
+            false => Ok(()),
+        }
+    }
+}

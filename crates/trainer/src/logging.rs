@@ -1,0 +1,92 @@
+//! Logging: `tracing` to stderr (filtered by `RUST_LOG`) and, once a run directory exists, to
+//! its `train.log` as well.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The filter when `RUST_LOG` is not set, and always the file's.
+pub const DEFAULT_FILTER: &str = "warn,biofeedback=info,biofeedback_trainer=info";
+
+/// A log file that can be opened after logging has started; writes before that are dropped.
+#[derive(Debug, Clone, Default)]
+pub struct LogFile(Arc<Mutex<Option<File>>>);
+
+impl LogFile {
+    /// Appends every later log line to `path` (created if missing).
+    pub fn open(&self, path: &Path) -> std::io::Result<()> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(file);
+        Ok(())
+    }
+}
+
+impl LogFile {
+    /// Appends `line` to the file only (e.g. the final error, which stderr shows on its own).
+    pub fn line(&self, line: &str) {
+        let mut w = self.clone();
+        // A log line that cannot be written must not hide the error being reported.
+        let _ = writeln!(w, "{line}");
+    }
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(file) => file.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogFile {
+    type Writer = LogFile;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs the global subscriber: stderr with `RUST_LOG` (default [`DEFAULT_FILTER`]) and
+/// the returned [`LogFile`] with [`DEFAULT_FILTER`], without colours.
+pub fn init() -> LogFile {
+    let file = LogFile::default();
+    let stderr_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(stderr_filter);
+    let to_file = tracing_subscriber::fmt::layer()
+        .with_writer(file.clone())
+        .with_ansi(false)
+        .with_target(false)
+        .with_filter(EnvFilter::new(DEFAULT_FILTER));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(to_file)
+        .init();
+    file
+}

@@ -1,0 +1,216 @@
+//! Checkpoints: a resumed run repeats the uninterrupted one bit for bit, an interrupted write
+//! leaves the previous checkpoint loadable, a truncated file is named, and checkpoints move
+//! between the CPU and wgpu.
+
+use crate::wgpu::wgpu_device;
+use biofeedback::core::tensor_io::to_vec;
+use biofeedback::trainer::atomic::temporary_path;
+use biofeedback::trainer::checkpoint::Checkpoint;
+use biofeedback::trainer::config::Config;
+use biofeedback::trainer::data::{self, Split};
+use biofeedback::trainer::train::{EpochMetrics, EpochReport, TrainError, Trainer};
+use burn::tensor::Device;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// 3000 MNIST training and 500 test images, loaded once.
+fn mnist() -> Split {
+    static DATA: OnceLock<Split> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let config = config("kp", 4);
+        let mut split = data::load(&config.data).expect("MNIST in ../shared/data/mnist");
+        split.train.truncate(3000);
+        split.test.truncate(500);
+        split
+    })
+    .clone()
+}
+
+/// The shipped MNIST config of `rule`, narrowed to a 784-64-10 network and `epochs` epochs.
+fn config(rule: &str, epochs: usize) -> Config {
+    let path = format!("configs/mnist-mlp-{rule}.toml");
+    let overrides = [
+        format!("run.epochs={epochs}"),
+        "model.hidden=[64]".to_string(),
+        "mirror.steps_before=50".to_string(),
+    ];
+    Config::load(Path::new(&path), &overrides).expect("shipped config loads")
+}
+
+fn trainer(config: Config, device: Device) -> Trainer {
+    Trainer::with_data(config, device, mnist()).expect("the trainer builds")
+}
+
+/// Every tensor of the checkpoint of `trainer`, by name, on the host.
+fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
+    Checkpoint::capture(trainer, Path::new("unused"))
+        .tensors
+        .into_iter()
+        .map(|(name, t)| (name, t.data))
+        .collect()
+}
+
+/// The metrics without the wall-clock figures.
+fn figures(m: &EpochMetrics) -> [f64; 6] {
+    [
+        m.epoch as f64,
+        m.train_loss,
+        m.train_top1_error,
+        m.test_loss,
+        m.test_top1_error,
+        m.test_top5_error,
+    ]
+}
+
+fn resume_is_exact(rule: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.safetensors");
+
+    let mut whole = trainer(config(rule, 4), Device::flex());
+    let uninterrupted = whole.run(|_| Ok::<_, TrainError>(())).unwrap();
+
+    // The same 4-epoch run, killed after epoch 2 right after its checkpoint was written.
+    let mut first = trainer(config(rule, 4), Device::flex());
+    let stopped = first.run_with(|t, r: &EpochReport| {
+        if r.metrics.epoch == 2 {
+            Checkpoint::capture(t, &path).save().unwrap();
+            return Err(TrainError::Shape("killed".into()));
+        }
+        Ok(())
+    });
+    assert!(stopped.is_err());
+    drop(first);
+
+    let checkpoint = Checkpoint::load(&path).unwrap();
+    assert_eq!(checkpoint.epoch, 2);
+    let mut resumed = trainer(checkpoint.config(&[]).unwrap(), Device::flex());
+    checkpoint.restore(&mut resumed).unwrap();
+    let rest = resumed.run(|_| Ok::<_, TrainError>(())).unwrap();
+
+    assert_eq!(rest.len(), 2);
+    for (a, b) in uninterrupted[2..].iter().zip(&rest) {
+        assert_eq!(figures(&a.metrics), figures(&b.metrics), "{rule}");
+        assert_eq!(a.layers, b.layers, "{rule}: alignment");
+    }
+    let (a, b) = (state(&whole), state(&resumed));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{rule}: {name} differs after resuming");
+    }
+    assert_eq!(whole.best, resumed.best);
+}
+
+#[test]
+fn resuming_weight_mirror_repeats_the_uninterrupted_run_bit_for_bit() {
+    resume_is_exact("wm");
+}
+
+#[test]
+fn resuming_kolen_pollack_repeats_the_uninterrupted_run_bit_for_bit() {
+    resume_is_exact("kp");
+}
+
+#[test]
+fn an_interrupted_write_leaves_the_previous_checkpoint_loadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.safetensors");
+    let mut t = trainer(config("kp", 2), Device::flex());
+    t.run_with(|t, r: &EpochReport| -> Result<(), TrainError> {
+        if r.metrics.epoch == 1 {
+            Checkpoint::capture(t, &path).save().unwrap();
+        }
+        Ok(())
+    })
+    .unwrap();
+    // A kill during the next write leaves a partial temporary file beside the checkpoint.
+    let newer = std::fs::read(&path).unwrap();
+    std::fs::write(temporary_path(&path), &newer[..newer.len() / 3]).unwrap();
+    let loaded = Checkpoint::load(&path).expect("the previous checkpoint still loads");
+    assert_eq!(loaded.epoch, 1);
+    // The next save replaces the stale temporary file.
+    Checkpoint::capture(&t, &path).save().unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap().epoch, 2);
+    assert!(!temporary_path(&path).exists());
+}
+
+#[test]
+fn a_truncated_checkpoint_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.safetensors");
+    let mut t = trainer(config("fa", 1), Device::flex());
+    t.run(|_| Ok::<_, TrainError>(())).unwrap();
+    Checkpoint::capture(&t, &path).save().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    for keep in [bytes.len() - 1, bytes.len() / 2, 100, 4] {
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let e = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(path.to_str().unwrap()) && e.contains("not a valid biofeedback checkpoint"),
+            "{keep} bytes: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_network_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.safetensors");
+    let t = trainer(config("kp", 1), Device::flex());
+    Checkpoint::capture(&t, &path).save().unwrap();
+    let checkpoint = Checkpoint::load(&path).unwrap();
+    let mut wider = trainer(
+        checkpoint.config(&["model.hidden=[65]".into()]).unwrap(),
+        Device::flex(),
+    );
+    let e = checkpoint.restore(&mut wider).unwrap_err().to_string();
+    assert!(
+        e.contains("model.0.weight") && e.contains("[784, 64]"),
+        "{e}"
+    );
+    let mut bp = trainer(
+        checkpoint
+            .config(&["algorithm.rule=\"bp\"".into()])
+            .unwrap(),
+        Device::flex(),
+    );
+    let e = checkpoint.restore(&mut bp).unwrap_err().to_string();
+    assert!(e.contains("model.0.feedback"), "{e}");
+}
+
+#[test]
+fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from_cpu, from_gpu) = (
+        dir.path().join("cpu.safetensors"),
+        dir.path().join("gpu.safetensors"),
+    );
+    let mut cpu = trainer(config("kp", 1), Device::flex());
+    cpu.run(|_| Ok::<_, TrainError>(())).unwrap();
+    Checkpoint::capture(&cpu, &from_cpu).save().unwrap();
+
+    let checkpoint = Checkpoint::load(&from_cpu).unwrap();
+    let mut gpu = trainer(checkpoint.config(&[]).unwrap(), wgpu_device());
+    checkpoint.restore(&mut gpu).unwrap();
+    let (l_cpu, e_cpu, _) = cpu.evaluate(&cpu.data.test);
+    let (l_gpu, e_gpu, _) = gpu.evaluate(&gpu.data.test);
+    assert!(
+        (l_cpu - l_gpu).abs() < 1e-4 * l_cpu.abs().max(1.0),
+        "{l_cpu} vs {l_gpu}"
+    );
+    assert!(
+        (e_cpu - e_gpu).abs() <= 0.2,
+        "test error {e_cpu}% on cpu, {e_gpu}% on wgpu"
+    );
+
+    // And back: the wgpu trainer's checkpoint restores the same tensors on the CPU.
+    Checkpoint::capture(&gpu, &from_gpu).save().unwrap();
+    let mut back = trainer(config("kp", 1), Device::flex());
+    Checkpoint::load(&from_gpu)
+        .unwrap()
+        .restore(&mut back)
+        .unwrap();
+    assert_eq!(state(&back), state(&cpu));
+    assert_eq!(back.epochs_done, 1);
+    let w = to_vec(back.model.layers[0].weight.clone());
+    assert!(w.iter().all(|v| v.is_finite()));
+}
