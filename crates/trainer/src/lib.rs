@@ -2,7 +2,9 @@
 //!
 //! The library behind the `biofeedback` command: experiment configs ([`config`]), data sets in
 //! their official formats ([`data`]), the training loop ([`train`]), run directories
-//! ([`run_dir`]), learning-rate schedules ([`schedule`]) and device selection ([`device`]).
+//! ([`run_dir`]) with their checkpoints ([`checkpoint`]), learning-rate schedules
+//! ([`schedule`]), device selection ([`device`]), and reading runs back ([`run_record`]) to
+//! plot them ([`plot`]) or compare them ([`compare`]).
 //!
 //! Quick start (what `biofeedback train --config configs/mnist-mlp-kp.toml` does):
 //!
@@ -15,10 +17,13 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod logging;
+pub mod plot;
 pub mod run_dir;
+pub mod run_record;
 pub mod schedule;
 pub mod train;

@@ -6,7 +6,9 @@ use biofeedback_trainer::config::Config;
 use biofeedback_trainer::device::DeviceChoice;
 use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
+use biofeedback_trainer::run_record::RunRecord;
 use biofeedback_trainer::train::{EpochReport, Trainer};
+use biofeedback_trainer::{compare, plot};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use tracing::info;
@@ -56,6 +58,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
         device: DeviceChoice,
     },
+    /// Plot runs: loss, error, weight and delta angles per epoch (PNG and SVG).
+    Plot {
+        /// Run directories; several are drawn on the same figures.
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+        /// Folder for the figures (default: RUN_DIR/plots for one run, plots/ for several).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a Markdown table of the runs' final and best figures and their angles.
+    Compare {
+        /// Run directories.
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+    },
     /// Work with experiment files.
     Config {
         #[command(subcommand)]
@@ -103,6 +120,21 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             overrides,
             device,
         } => eval(&checkpoint, data, overrides, device),
+        Command::Plot { runs, out } => {
+            let records = load_runs(&runs)?;
+            let out = out.unwrap_or_else(|| match runs.as_slice() {
+                [one] => one.join("plots"),
+                _ => PathBuf::from("plots"),
+            });
+            for file in plot::plot_runs(&records, &out)? {
+                println!("{}", file.display());
+            }
+            Ok(())
+        }
+        Command::Compare { runs } => {
+            print!("{}", compare::markdown(&load_runs(&runs)?));
+            Ok(())
+        }
         Command::Config {
             command: ConfigCommand::Show { file, overrides },
         } => {
@@ -204,7 +236,7 @@ fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Re
     dir.record(report).with_context(context)?;
     dir.write_results(config, report, trainer.best)
         .with_context(context)?;
-    if epoch % config.checkpoint.every == 0 || epoch == config.run.epochs {
+    if epoch.is_multiple_of(config.checkpoint.every) || epoch == config.run.epochs {
         Checkpoint::capture(trainer, &dir.last_checkpoint()).save()?;
     }
     if config.checkpoint.save_best && trainer.best.is_some_and(|b| b.epoch == epoch) {
@@ -250,6 +282,13 @@ fn eval(
         );
     }
     Ok(())
+}
+
+/// Reads run directories back.
+fn load_runs(dirs: &[PathBuf]) -> Result<Vec<RunRecord>> {
+    dirs.iter()
+        .map(|dir| RunRecord::load(dir).map_err(Into::into))
+        .collect()
 }
 
 /// `s` as a TOML basic string.

@@ -232,7 +232,7 @@ pub fn last_checkpoint(run_dir: &Path) -> PathBuf {
 }
 
 /// One row of `metrics.csv` read back (`None` if it is not one).
-fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
+pub(crate) fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
     let f: Vec<&str> = row.split(',').collect();
     if f.len() != 8 {
         return None;

@@ -360,6 +360,30 @@ fn a_run_resumes_evaluates_and_shows_its_config() {
     assert!(shown.contains("[checkpoint]"), "{shown}");
     assert!(shown.contains("metric = \"test_top1_error\""), "{shown}");
     assert!(shown.contains("lr = 0.3"), "{shown}");
+
+    let table = succeeds(&["compare", out_s]);
+    assert!(
+        table.contains("| mnist-mlp-wm | wm | mnist | 2/2 |"),
+        "{table}"
+    );
+    assert!(table.contains("fc2 W"), "{table}");
+    let plots = tmp.path().join("plots");
+    let listed = succeeds(&["plot", out_s, out_s, "--out", plots.to_str().unwrap()]);
+    for name in ["loss", "error", "weight_angle", "delta_angle"] {
+        for ext in ["png", "svg"] {
+            let file = plots.join(format!("{name}.{ext}"));
+            assert!(
+                file.is_file() && listed.contains(&*file.to_string_lossy()),
+                "{listed}"
+            );
+        }
+    }
+    let missing = biofeedback(&["compare", tmp.path().join("nope").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("nope") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
 }
 
 #[test]

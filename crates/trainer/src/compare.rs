@@ -1,0 +1,135 @@
+//! `biofeedback compare`: the final and best figures of several runs as Markdown tables.
+//!
+//! ```text
+//! | run | rule | data | epochs | test top-1 err (final) | best (epoch) | top-5 (final) | ...
+//! | layer angles (final): run | fc1 W | fc1 delta | fc2 W | ...
+//! ```
+
+use crate::run_record::RunRecord;
+use std::fmt::Write;
+
+/// The Markdown tables comparing `runs`: figures, then the last epoch's angles per layer
+/// (weight angle `W` and whole-network delta angle `delta`, degrees).
+pub fn markdown(runs: &[RunRecord]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| run | rule | data | epochs | test top-1 err % (final) | test top-1 err % (best, epoch) \
+         | test top-5 err % (final) | train loss (final) | test loss (final) | s/epoch |\n",
+    );
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for run in runs {
+        let done = run.metrics.len();
+        let epochs = format!("{done}/{}", run.epochs);
+        let cells = match (run.last(), run.best_by_test_error()) {
+            (Some(last), Some(best)) => {
+                let seconds = run.metrics.iter().map(|m| m.seconds).sum::<f64>() / done as f64;
+                format!(
+                    "{:.2} | {:.2} ({}) | {:.2} | {:.4} | {:.4} | {:.1}",
+                    last.test_top1_error,
+                    best.test_top1_error,
+                    best.epoch,
+                    last.test_top5_error,
+                    last.train_loss,
+                    last.test_loss,
+                    seconds
+                )
+            }
+            _ => "- | - | - | - | - | -".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {epochs} | {cells} |",
+            run.name, run.rule, run.dataset
+        );
+    }
+    let mut layers: Vec<String> = Vec::new();
+    for run in runs {
+        for layer in run.layers() {
+            if !layers.contains(&layer) {
+                layers.push(layer);
+            }
+        }
+    }
+    if layers.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\nAngles with backprop at the last epoch, degrees (W: weight angle between `B` and \
+                  `W^T`; delta: the rule's teaching signal against backprop's):\n\n| run |",
+    );
+    for layer in &layers {
+        let _ = write!(out, " {layer} W | {layer} delta |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(2 * layers.len()));
+    out.push('\n');
+    for run in runs {
+        let _ = write!(out, "| {} |", run.name);
+        for layer in &layers {
+            match run.last_alignment(layer) {
+                Some(a) => {
+                    let _ = write!(
+                        out,
+                        " {:.1} | {:.1} |",
+                        a.weight_angle_deg, a.delta_angle_global_deg
+                    );
+                }
+                None => out.push_str(" - | - |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_record::AlignmentRow;
+    use crate::train::EpochMetrics;
+
+    fn run(name: &str, errors: &[f64], angle: f64) -> RunRecord {
+        let metrics = errors
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| EpochMetrics {
+                epoch: i + 1,
+                train_loss: 0.1,
+                train_top1_error: e,
+                test_loss: 0.2,
+                test_top1_error: e,
+                test_top5_error: e / 10.0,
+                seconds: 2.0,
+                examples_per_second: 1.0,
+            })
+            .collect();
+        RunRecord {
+            path: name.into(),
+            name: name.into(),
+            rule: "kp".into(),
+            dataset: "mnist".into(),
+            epochs: 3,
+            metrics,
+            alignment: vec![AlignmentRow {
+                epoch: errors.len(),
+                layer: "fc2".into(),
+                weight_angle_deg: angle,
+                delta_angle_global_deg: angle + 1.0,
+                delta_angle_local_deg: angle,
+                norm_ratio: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_has_final_and_best_figures_and_angles() {
+        let table = markdown(&[run("a", &[9.0, 5.0, 6.0], 3.12), run("b", &[], 0.0)]);
+        assert!(
+            table.contains("| a | kp | mnist | 3/3 | 6.00 | 5.00 (2) | 0.60 |"),
+            "{table}"
+        );
+        assert!(table.contains("| b | kp | mnist | 0/3 | - |"), "{table}");
+        assert!(table.contains("| fc2 W | fc2 delta |"), "{table}");
+        assert!(table.contains("| a | 3.1 | 4.1 |"), "{table}");
+    }
+}

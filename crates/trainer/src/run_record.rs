@@ -1,0 +1,266 @@
+//! A finished (or running) run read back from its directory, for [`crate::plot`] and
+//! [`crate::compare`].
+//!
+//! Reads `config.toml` (for `run.name`, `algorithm.rule`, `data.dataset`), `metrics.csv` and
+//! `alignment.csv`; see [`crate::run_dir`] for their layout. Every failure names the file and,
+//! for CSV rows, the line.
+
+use crate::run_dir::{ALIGNMENT_HEADER, METRICS_HEADER, parse_metrics_row};
+use crate::train::EpochMetrics;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why a run directory cannot be read.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// A file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file does not hold what a run directory's file holds.
+    #[error("{path}: {what}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what was expected.
+        what: String,
+    },
+}
+
+/// One row of `alignment.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlignmentRow {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Layer name.
+    pub layer: String,
+    /// Angle between `B` and `W^T`, degrees.
+    pub weight_angle_deg: f64,
+    /// Angle between the rule's delta and backprop's (whole network), degrees.
+    pub delta_angle_global_deg: f64,
+    /// Angle between one layer's delta through `B` and through `W^T`, degrees.
+    pub delta_angle_local_deg: f64,
+    /// `|B| / |W|`.
+    pub norm_ratio: f64,
+}
+
+/// A run directory's records.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The directory.
+    pub path: PathBuf,
+    /// `run.name`.
+    pub name: String,
+    /// `algorithm.rule`.
+    pub rule: String,
+    /// `data.dataset`.
+    pub dataset: String,
+    /// `run.epochs` (configured).
+    pub epochs: usize,
+    /// `metrics.csv`, one entry per epoch done.
+    pub metrics: Vec<EpochMetrics>,
+    /// `alignment.csv`, one entry per epoch and layer.
+    pub alignment: Vec<AlignmentRow>,
+}
+
+impl RunRecord {
+    /// Reads the run directory `dir`.
+    pub fn load(dir: &Path) -> Result<Self, RecordError> {
+        if !dir.is_dir() {
+            return Err(RecordError::Format {
+                path: dir.to_path_buf(),
+                what: "not a directory (expected a run directory written by `biofeedback train`)"
+                    .into(),
+            });
+        }
+        let config_path = dir.join("config.toml");
+        let config: toml::Table = read(&config_path)?
+            .parse()
+            .map_err(|e| RecordError::Format {
+                path: config_path.clone(),
+                what: format!("not valid TOML: {e}"),
+            })?;
+        let field = |section: &str, key: &str| -> Result<&toml::Value, RecordError> {
+            config
+                .get(section)
+                .and_then(|s| s.get(key))
+                .ok_or_else(|| RecordError::Format {
+                    path: config_path.clone(),
+                    what: format!("no `{section}.{key}`"),
+                })
+        };
+        let text = |section: &str, key: &str| -> Result<String, RecordError> {
+            let value = field(section, key)?;
+            value
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| RecordError::Format {
+                    path: config_path.clone(),
+                    what: format!("`{section}.{key}` is {value}, expected a string"),
+                })
+        };
+        let epochs = field("run", "epochs")?;
+        let epochs = epochs
+            .as_integer()
+            .and_then(|e| usize::try_from(e).ok())
+            .ok_or_else(|| RecordError::Format {
+                path: config_path.clone(),
+                what: format!("`run.epochs` is {epochs}, expected a count"),
+            })?;
+        let metrics = rows(&dir.join("metrics.csv"), METRICS_HEADER, |row| {
+            parse_metrics_row(row)
+        })?;
+        let alignment = rows(
+            &dir.join("alignment.csv"),
+            ALIGNMENT_HEADER,
+            parse_alignment_row,
+        )?;
+        Ok(Self {
+            path: dir.to_path_buf(),
+            name: text("run", "name")?,
+            rule: text("algorithm", "rule")?,
+            dataset: text("data", "dataset")?,
+            epochs,
+            metrics,
+            alignment,
+        })
+    }
+
+    /// The layer names in network order (as `alignment.csv` lists them).
+    pub fn layers(&self) -> Vec<String> {
+        let mut layers: Vec<String> = Vec::new();
+        for row in &self.alignment {
+            if !layers.contains(&row.layer) {
+                layers.push(row.layer.clone());
+            }
+        }
+        layers
+    }
+
+    /// The last epoch's figures, if an epoch was recorded.
+    pub fn last(&self) -> Option<&EpochMetrics> {
+        self.metrics.last()
+    }
+
+    /// The epoch with the lowest test top-1 error (the earliest of equals).
+    pub fn best_by_test_error(&self) -> Option<&EpochMetrics> {
+        self.metrics
+            .iter()
+            .fold(None, |best: Option<&EpochMetrics>, m| match best {
+                Some(b) if b.test_top1_error <= m.test_top1_error => Some(b),
+                _ => Some(m),
+            })
+    }
+
+    /// `layer`'s alignment rows, by epoch.
+    pub fn layer_rows<'a>(&'a self, layer: &'a str) -> impl Iterator<Item = &'a AlignmentRow> {
+        self.alignment.iter().filter(move |r| r.layer == layer)
+    }
+
+    /// The last recorded epoch's row of `layer`.
+    pub fn last_alignment(&self, layer: &str) -> Option<&AlignmentRow> {
+        self.alignment.iter().rfind(|r| r.layer == layer)
+    }
+}
+
+fn read(path: &Path) -> Result<String, RecordError> {
+    std::fs::read_to_string(path).map_err(|source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The rows of the CSV file `path` after its `header`, each parsed by `parse`.
+fn rows<T>(
+    path: &Path,
+    header: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, RecordError> {
+    let text = read(path)?;
+    let mut lines = text.lines();
+    if lines.next() != Some(header) {
+        return Err(RecordError::Format {
+            path: path.to_path_buf(),
+            what: format!("expected the header `{header}` on line 1"),
+        });
+    }
+    lines
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            parse(line).ok_or_else(|| RecordError::Format {
+                path: path.to_path_buf(),
+                what: format!("line {}: `{line}` is not a row of `{header}`", i + 2),
+            })
+        })
+        .collect()
+}
+
+fn parse_alignment_row(row: &str) -> Option<AlignmentRow> {
+    let f: Vec<&str> = row.split(',').collect();
+    if f.len() != 6 {
+        return None;
+    }
+    let x = |i: usize| f[i].parse::<f64>().ok();
+    Some(AlignmentRow {
+        epoch: f[0].parse().ok()?,
+        layer: f[1].to_string(),
+        weight_angle_deg: x(2)?,
+        delta_angle_global_deg: x(3)?,
+        delta_angle_local_deg: x(4)?,
+        norm_ratio: x(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_run(dir: &Path, metrics: &str) {
+        std::fs::write(
+            dir.join("config.toml"),
+            "[run]\nname = \"r\"\nepochs = 2\n[algorithm]\nrule = \"kp\"\n[data]\ndataset = \"mnist\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("metrics.csv"),
+            format!("{METRICS_HEADER}\n{metrics}"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("alignment.csv"),
+            format!("{ALIGNMENT_HEADER}\n1,fc1,80.0,70.0,60.0,1.0\n1,fc2,50.0,40.0,30.0,1.0\n2,fc1,8.0,7.0,6.0,1.0\n2,fc2,5.0,4.0,3.0,1.0\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_run_directory_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(
+            dir.path(),
+            "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0\n2,0.3,6.0,0.35,9.5,0.8,2.0,100.0\n",
+        );
+        let run = RunRecord::load(dir.path()).unwrap();
+        assert_eq!((run.name.as_str(), run.rule.as_str()), ("r", "kp"));
+        assert_eq!(run.layers(), ["fc1", "fc2"]);
+        assert_eq!(run.last().unwrap().epoch, 2);
+        assert_eq!(run.best_by_test_error().unwrap().epoch, 1);
+        assert_eq!(run.last_alignment("fc2").unwrap().weight_angle_deg, 5.0);
+    }
+
+    #[test]
+    fn a_bad_row_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0\n2,oops\n");
+        let err = RunRecord::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.csv") && err.contains("line 3"),
+            "{err}"
+        );
+    }
+}
