@@ -10,7 +10,8 @@
 //! ```
 //!
 //! For the angle figures, one run gives one panel with a line per layer; several runs give a
-//! panel per layer with a line per run, so rules are compared layer by layer. Text is drawn
+//! panel per layer with a line per run, so rules are compared layer by layer (as does one run
+//! of more than ten layers). One legend column at the right names every line. Text is drawn
 //! with an embedded font (DejaVu Sans), so no system font library is needed.
 
 use crate::atomic::write_atomically;
@@ -75,9 +76,27 @@ struct Figure {
 }
 
 impl Figure {
+    /// Width of the legend column at the right, pixels.
+    const LEGEND_WIDTH: u32 = 240;
+
     fn size(&self) -> (u32, u32) {
-        let rows = self.panels.len().div_ceil(self.cols);
-        (560 * self.cols as u32, 420 * rows as u32 + 50)
+        let rows = self.panels.len().div_ceil(self.cols) as u32;
+        let legend = 24 * self.legend().len() as u32 + 90;
+        (
+            560 * self.cols as u32 + Self::LEGEND_WIDTH,
+            (420 * rows + 50).max(legend),
+        )
+    }
+
+    /// Every series label once, with its colour, in the order the panels list them.
+    fn legend(&self) -> Vec<(&str, RGBColor)> {
+        let mut entries: Vec<(&str, RGBColor)> = Vec::new();
+        for series in self.panels.iter().flat_map(|p| &p.series) {
+            if !entries.iter().any(|(label, _)| *label == series.label) {
+                entries.push((&series.label, series.color));
+            }
+        }
+        entries
     }
 }
 
@@ -222,7 +241,7 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                 .collect()
         };
         let panels = match runs {
-            [run] => vec![Panel {
+            [run] if layers.len() <= PALETTE.len() => vec![Panel {
                 title: "all layers".into(),
                 y_desc: "angle (degrees)".into(),
                 series: layers
@@ -292,8 +311,10 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
     let body = root
         .titled(&figure.title, ("sans-serif", 26).into_font())
         .map_err(err)?;
+    let (width, _) = body.dim_in_pixel();
+    let (grid, legend) = body.split_horizontally(width - Figure::LEGEND_WIDTH);
     let rows = figure.panels.len().div_ceil(figure.cols);
-    let areas = body.split_evenly((rows, figure.cols));
+    let areas = grid.split_evenly((rows, figure.cols));
     for (panel, area) in figure.panels.iter().zip(areas) {
         let points = || panel.series.iter().flat_map(|s| s.points.iter());
         let (x_low, x_high) = points().fold((1.0f64, 1.0f64), |(l, h), p| (l.min(p.0), h.max(p.0)));
@@ -328,11 +349,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                     series.points.iter().copied(),
                     color.stroke_width(2),
                 ))
-                .map_err(err)?
-                .label(&series.label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-                });
+                .map_err(err)?;
             chart
                 .draw_series(
                     series
@@ -342,13 +359,21 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
                 )
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 14))
-            .draw()
+    }
+    for (i, (label, color)) in figure.legend().into_iter().enumerate() {
+        let y = 70 + 24 * i as i32;
+        legend
+            .draw(&PathElement::new(
+                vec![(12, y), (40, y)],
+                color.stroke_width(3),
+            ))
+            .map_err(err)?;
+        legend
+            .draw(&Text::new(
+                label.to_string(),
+                (48, y - 8),
+                ("sans-serif", 15).into_font(),
+            ))
             .map_err(err)?;
     }
     root.present().map_err(err)?;
@@ -426,11 +451,6 @@ mod tests {
             svg.contains("\nfc1\n") && svg.contains("\nfc2\n"),
             "a panel per layer"
         );
-        if let Some(keep) = std::env::var_os("BIOFEEDBACK_KEEP_PLOTS") {
-            for file in &written {
-                std::fs::copy(file, Path::new(&keep).join(file.file_name().unwrap())).unwrap();
-            }
-        }
     }
 
     #[test]
