@@ -4,6 +4,7 @@
 mod autodiff;
 mod checkpoint;
 mod common;
+mod conv_rules;
 mod mnist;
 mod rules;
 mod wgpu;

@@ -35,18 +35,24 @@
 
 pub mod activation;
 pub mod alignment;
+pub mod batchnorm;
+pub mod conv;
 pub mod error;
 pub mod init;
 pub mod linear;
 pub mod mirror;
 pub mod optim;
+pub mod pool;
 pub mod rule;
 pub mod tensor_io;
 
 pub use activation::Activation;
+pub use batchnorm::{BatchNorm2d, BnBackward, BnCache, BnFeedback};
+pub use conv::{ConvBackward, FeedbackConv2d};
 pub use error::{Error, Result};
 pub use init::Init;
 pub use linear::{FeedbackLinear, LinearBackward, LinearGrads};
 pub use mirror::MirrorConfig;
-pub use optim::{Sgd, SgdConfig};
+pub use optim::{BnMomentum, ConvMomentum, Sgd, SgdConfig};
+pub use pool::MaxPool2d;
 pub use rule::Rule;

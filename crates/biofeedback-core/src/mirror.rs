@@ -14,7 +14,10 @@
 //! column, at a weight angle that falls as the mirror batches accumulate.
 
 use crate::activation::Activation;
+use crate::conv::FeedbackConv2d;
 use crate::linear::FeedbackLinear;
+use burn::tensor::module::conv2d_weight_backward;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -51,5 +54,43 @@ pub fn mirror_step(layer: &mut FeedbackLinear, activation: Activation, config: &
     // eta_B * mean_batch(x y^T): the scale goes on the small noise matrix, not on B's shape.
     let scaled = x.mul_scalar(config.eta / config.batch_size as f64);
     let hebbian = scaled.transpose().matmul(y);
+    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
+}
+
+/// One mirror step for the conv layer `layer`, whose output goes through `activation`:
+/// noise maps `x` of `side x side` pixels cross the conv, the output is centred per channel
+/// over batch and positions, and `B` learns the covariance the conv's kernel gradient
+/// computes (weight sharing), averaged over batch and output positions:
+///
+/// ```text
+/// y  = phi(conv(x, W)) - mean_{n,h,w} y
+/// dB = eta corr(x, y) / (n h' w') - lambda B
+/// ```
+///
+/// Layers without a stored `B` are left alone.
+///
+/// # Shapes
+/// noise `x`: `[batch, c_in, side, side]`, `B`: `[c_out, c_in, k, k]`.
+pub fn mirror_step_conv(
+    layer: &mut FeedbackConv2d,
+    activation: Activation,
+    config: &MirrorConfig,
+    side: usize,
+) {
+    let Some(b) = layer.feedback.take() else {
+        return;
+    };
+    let device = layer.weight.device();
+    let x = Tensor::<4>::random(
+        [config.batch_size, layer.c_in(), side, side],
+        Distribution::Normal(0.0, config.noise_std),
+        &device,
+    );
+    let y = activation.forward(layer.forward(x.clone()));
+    let [n, _, h, w] = y.dims();
+    let y = y.clone() - y.mean_dim(0).mean_dim(2).mean_dim(3);
+    let options = ConvOptions::new([layer.stride; 2], [layer.padding; 2], [1, 1], 1);
+    let covariance = conv2d_weight_backward(x, layer.weight.clone(), y, options);
+    let hebbian = covariance.mul_scalar(config.eta / (n * h * w) as f64);
     layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
 }

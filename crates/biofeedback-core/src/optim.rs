@@ -1,6 +1,8 @@
 //! Stochastic gradient descent with momentum (optionally Nesterov) and L2 weight decay, applied
 //! to forward weights and, for Kolen-Pollack, to the feedback tensors.
 
+use crate::batchnorm::{BatchNorm2d, BnBackward};
+use crate::conv::FeedbackConv2d;
 use crate::linear::{FeedbackLinear, LinearGrads};
 use crate::rule::Rule;
 use burn::tensor::Tensor;
@@ -123,4 +125,79 @@ pub fn update<const D: usize>(
         grad
     };
     param - step.mul_scalar(lr)
+}
+
+/// The velocity buffers of one [`FeedbackConv2d`].
+#[derive(Debug, Clone, Default)]
+pub struct ConvMomentum {
+    /// Velocity of `weight`.
+    pub weight: Option<Tensor<4>>,
+    /// Velocity of Kolen-Pollack's `B`.
+    pub feedback: Option<Tensor<4>>,
+}
+
+/// The velocity buffers of one [`BatchNorm2d`].
+#[derive(Debug, Clone, Default)]
+pub struct BnMomentum {
+    /// Velocity of `gamma`.
+    pub gamma: Option<Tensor<1>>,
+    /// Velocity of `beta`.
+    pub beta: Option<Tensor<1>>,
+}
+
+/// One update of a conv layer with kernel gradient `grad`; Kolen-Pollack's `B` gets the same
+/// gradient, decay and its own velocity, as in [`Sgd`].
+pub fn step_conv(
+    config: SgdConfig,
+    layer: &mut FeedbackConv2d,
+    grad: Tensor<4>,
+    state: &mut ConvMomentum,
+    lr: f64,
+) {
+    if layer.rule == Rule::Kp {
+        let b = layer.feedback.take().expect("kp layers store B");
+        layer.feedback = Some(update(
+            b,
+            grad.clone(),
+            &mut state.feedback,
+            config,
+            lr,
+            true,
+        ));
+    }
+    layer.weight = update(
+        layer.weight.clone(),
+        grad,
+        &mut state.weight,
+        config,
+        lr,
+        true,
+    );
+}
+
+/// One update of a BatchNorm layer's `gamma` and `beta` (no weight decay on them, the usual
+/// practice for normalization parameters).
+pub fn step_bn(
+    config: SgdConfig,
+    bn: &mut BatchNorm2d,
+    grads: &BnBackward,
+    state: &mut BnMomentum,
+    lr: f64,
+) {
+    bn.gamma = update(
+        bn.gamma.clone(),
+        grads.gamma.clone(),
+        &mut state.gamma,
+        config,
+        lr,
+        false,
+    );
+    bn.beta = update(
+        bn.beta.clone(),
+        grads.beta.clone(),
+        &mut state.beta,
+        config,
+        lr,
+        false,
+    );
 }

@@ -1,0 +1,231 @@
+//! The feedback convolution: a 2-D convolution whose backward pass sends the teaching signal
+//! through its own kernel-shaped `B`.
+
+use crate::init::{Init, Rng};
+use crate::rule::Rule;
+use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Tensor};
+
+/// A 2-D convolution without bias (ResNets follow every conv by BatchNorm) with a separate
+/// feedback kernel.
+///
+/// `weight` is `[c_out, c_in, k, k]` (Burn's layout). `B` has the kernel's shape: the
+/// transpose of the convolution (`W^T` of the unrolled matrix) is the transposed convolution
+/// with the same kernel, so *backprop is `B = weight`*.
+///
+/// ```text
+/// forward:   y        = conv(x, W)                   x: [n, c_in, h, w] → y: [n, c_out, h', w']
+/// backward:  delta_in = conv_transpose(delta, B)     delta: [n, c_out, h', w'] → [n, c_in, h, w]
+///            dW       = corr(x, delta)               the local rule, summed over batch and positions
+/// ```
+#[derive(Debug, Clone)]
+pub struct FeedbackConv2d {
+    /// Forward kernel, `[c_out, c_in, k, k]`.
+    pub weight: Tensor<4>,
+    /// Stored feedback kernel `B`, `[c_out, c_in, k, k]`; present for `fa`, `wm` and `kp`.
+    pub feedback: Option<Tensor<4>>,
+    /// The learning rule of this layer.
+    pub rule: Rule,
+    /// Sign symmetry's fixed scale: the init std of the layer.
+    pub sign_scale: f32,
+    /// Stride, both directions.
+    pub stride: usize,
+    /// Zero padding, every side.
+    pub padding: usize,
+}
+
+/// The result of [`FeedbackConv2d::backward`].
+#[derive(Debug, Clone)]
+pub struct ConvBackward {
+    /// `dW`, `[c_out, c_in, k, k]`. For Kolen-Pollack also `B`'s gradient.
+    pub weight: Tensor<4>,
+    /// `conv_transpose(delta, B)`, `[n, c_in, h, w]`, if it was asked for.
+    pub delta_in: Option<Tensor<4>>,
+}
+
+impl FeedbackConv2d {
+    /// A `k x k` convolution from `c_in` to `c_out` channels with weight and (for `fa`, `wm`,
+    /// `kp`) feedback drawn independently from `init` with fan-in `c_in k k` and fan-out
+    /// `c_out k k`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        rule: Rule,
+        init: Init,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let shape = [c_out, c_in, kernel, kernel];
+        let (fan_in, fan_out) = (c_in * kernel * kernel, c_out * kernel * kernel);
+        let weight = init.tensor(shape, fan_in, fan_out, rng, device);
+        let feedback = rule
+            .stores_feedback()
+            .then(|| init.tensor(shape, fan_in, fan_out, rng, device));
+        Self {
+            weight,
+            feedback,
+            rule,
+            sign_scale: init.std(fan_in, fan_out) as f32,
+            stride: stride.max(1),
+            padding,
+        }
+    }
+
+    /// Input channels.
+    pub fn c_in(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    /// Output channels.
+    pub fn c_out(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Kernel side `k`.
+    pub fn kernel(&self) -> usize {
+        self.weight.dims()[2]
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1)
+    }
+
+    /// `conv(x, W)`.
+    ///
+    /// # Shapes
+    /// `x`: `[n, c_in, h, w]` → `[n, c_out, (h + 2p - k) / s + 1, (w + 2p - k) / s + 1]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(x, self.weight.clone(), None, self.options())
+    }
+
+    /// The feedback kernel this rule uses now, `[c_out, c_in, k, k]`: `weight` for `bp`,
+    /// `sign(weight) * s` for `ss`, the stored `B` otherwise.
+    pub fn effective_feedback(&self) -> Tensor<4> {
+        match (self.rule, &self.feedback) {
+            (Rule::Bp, _) => self.weight.clone(),
+            (Rule::Ss, _) => self.weight.clone().sign().mul_scalar(self.sign_scale),
+            (_, Some(b)) => b.clone(),
+            (rule, None) => unreachable!("rule {rule} always stores a feedback tensor"),
+        }
+    }
+
+    /// The backward pass through this rule's own feedback kernel; `delta_in` only when
+    /// `want_delta_in`.
+    ///
+    /// # Shapes
+    /// `x`: `[n, c_in, h, w]` (the forward input), `delta`: `[n, c_out, h', w']`.
+    pub fn backward(&self, x: Tensor<4>, delta: Tensor<4>, want_delta_in: bool) -> ConvBackward {
+        let feedback = want_delta_in.then(|| self.effective_feedback());
+        self.backward_through(x, delta, feedback)
+    }
+
+    /// The backward pass through an explicit kernel (`None`: no `delta_in`);
+    /// `Some(weight)` is exact backprop whatever the rule.
+    pub fn backward_through(
+        &self,
+        x: Tensor<4>,
+        delta: Tensor<4>,
+        feedback: Option<Tensor<4>>,
+    ) -> ConvBackward {
+        let [_, _, h, w] = x.dims();
+        let delta_in = feedback.map(|b| self.transpose(delta.clone(), b, [h, w]));
+        let weight = conv2d_weight_backward(x, self.weight.clone(), delta, self.options());
+        ConvBackward { weight, delta_in }
+    }
+
+    /// `conv_transpose(delta, kernel)` cropped or padded to the input size `[h, w]` (a strided
+    /// conv maps several input sizes to one output size).
+    fn transpose(&self, delta: Tensor<4>, kernel: Tensor<4>, [h, w]: [usize; 2]) -> Tensor<4> {
+        let [_, _, ho, wo] = delta.dims();
+        let (s, p, k) = (self.stride, self.padding, self.kernel());
+        let reach = |o: usize| (o - 1) * s + k;
+        let out_pad = |full: usize, o: usize| (full + 2 * p).saturating_sub(reach(o));
+        let options =
+            ConvTransposeOptions::new([s, s], [p, p], [out_pad(h, ho), out_pad(w, wo)], [1, 1], 1);
+        conv_transpose2d(delta, kernel, None, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::seeded_rng;
+    use crate::tensor_io::to_vec;
+    use burn::tensor::Distribution;
+
+    fn rel_err<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
+        let (a, b) = (to_vec(a), to_vec(b));
+        assert_eq!(a.len(), b.len());
+        let diff: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum();
+        let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        (diff / norm.max(1e-30)).sqrt()
+    }
+
+    /// Backprop's explicit conv backward equals Burn's autodiff, for every shape a ResNet
+    /// uses: 3x3/1, 3x3/2 (odd and even inputs), 1x1/2 shortcuts, the 7x7/2 stem.
+    #[test]
+    fn backprop_equals_autodiff() {
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let mut rng = seeded_rng(3);
+        for (k, s, p, size) in [
+            (3, 1, 1, 8),
+            (3, 2, 1, 8),
+            (3, 2, 1, 7),
+            (1, 2, 0, 8),
+            (1, 1, 0, 5),
+            (7, 2, 3, 15),
+        ] {
+            let conv =
+                FeedbackConv2d::new(3, 4, k, s, p, Rule::Bp, Init::HeUniform, &mut rng, &device);
+            let x =
+                Tensor::<4>::random([2, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+            let y = conv.forward(x.clone());
+            let g = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let back = conv.backward(x.clone(), g.clone(), true);
+
+            let mut conv_ad = conv.clone();
+            conv_ad.weight = Tensor::from_data(conv.weight.to_data(), &ad).require_grad();
+            let x_ad = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
+            let g_ad = Tensor::<4>::from_data(g.to_data(), &ad);
+            let grads = (conv_ad.forward(x_ad.clone()) * g_ad).sum().backward();
+            let dw = conv_ad.weight.grad(&grads).unwrap();
+            let dx = x_ad.grad(&grads).unwrap();
+            let case = format!("k {k} s {s} p {p} input {size}");
+            assert!(rel_err(back.weight, dw) < 1e-5, "{case}: kernel gradient");
+            assert!(
+                rel_err(back.delta_in.unwrap(), dx) < 1e-5,
+                "{case}: input gradient"
+            );
+        }
+    }
+
+    #[test]
+    fn feedback_alignment_sends_delta_through_b() {
+        let device = Device::flex();
+        let mut rng = seeded_rng(4);
+        let conv = FeedbackConv2d::new(3, 5, 3, 1, 1, Rule::Fa, Init::HeUniform, &mut rng, &device);
+        let x = Tensor::<4>::random([2, 3, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+        let g = Tensor::<4>::random([2, 5, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+        let own = conv.backward(x.clone(), g.clone(), true).delta_in.unwrap();
+        let through_b = conv
+            .backward_through(x.clone(), g.clone(), conv.feedback.clone())
+            .delta_in
+            .unwrap();
+        let exact = conv
+            .backward_through(x, g, Some(conv.weight.clone()))
+            .delta_in
+            .unwrap();
+        assert_eq!(to_vec(own.clone()), to_vec(through_b));
+        assert!(rel_err(own, exact) > 0.5, "B is independent of W");
+    }
+}
