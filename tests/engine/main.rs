@@ -6,5 +6,6 @@ mod checkpoint;
 mod common;
 mod conv_rules;
 mod mnist;
+mod resnet;
 mod rules;
 mod wgpu;

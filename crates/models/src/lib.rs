@@ -4,6 +4,8 @@
 //!
 //! - [`Mlp`]: any hidden sizes; sigmoid, tanh or relu; every layer a
 //!   [`biofeedback_core::FeedbackLinear`] whose backward pass uses the rule's own `B`.
+//! - [`ResNet`]: ResNet-18 and ResNet-50 of feedback convs with train-mode BatchNorm, an
+//!   ImageNet or a 32x32 stem and a width multiplier.
 //! - [`Loss`]: softmax cross-entropy, or the authors' sigmoid + summed binary cross-entropy.
 //!
 //! Quick start:
@@ -18,6 +20,8 @@
 
 pub mod loss;
 pub mod mlp;
+pub mod resnet;
 
 pub use loss::Loss;
 pub use mlp::{Mlp, MlpBackward, MlpCache, MlpConfig, Path};
+pub use resnet::{BnPosition, Depth, ResNet, ResNetBackward, ResNetCache, ResNetConfig, Stem};

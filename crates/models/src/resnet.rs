@@ -1,0 +1,475 @@
+//! ResNet-18 and ResNet-50 (He et al. 2016) of feedback convolutions, with train-mode
+//! BatchNorm and explicit backward passes.
+//!
+//! ```text
+//! stem     imagenet: conv 7x7/2 (64w) → norm-act → max-pool 3x3/2     (224x224 inputs)
+//!          cifar:    conv 3x3/1 (64w) → norm-act                      (32x32 inputs)
+//! layer1-4 basic blocks [2, 2, 2, 2] (ResNet-18) or bottlenecks [3, 4, 6, 3] (ResNet-50),
+//!          widths 64w, 128w, 256w, 512w, stride 2 from layer2 on, projection shortcut
+//!          (1x1 conv + BatchNorm, its own B) where the shape changes
+//! head     global average pool → fc (a feedback linear layer)
+//! ```
+//!
+//! `w` is the width multiplier (`width / 64`), so small CPU runs are possible. A unit is a
+//! conv followed by BatchNorm and ReLU, in the order of [`BnPosition`]; the last unit of a
+//! block has no ReLU of its own: the block's output is `relu(main + shortcut)`.
+//!
+//! Backward: every conv and the fc send the teaching signal through their own `B`;
+//! BatchNorm (in [`BnFeedback`] mode), ReLU, pooling and the residual additions (the delta goes
+//! to both branches and is summed at the fork) use their exact local rules. Layer names follow
+//! torchvision: `conv1`, `layer3.1.conv2`, `layer2.0.downsample`, `fc`.
+
+use crate::mlp::Path;
+use biofeedback_core::init::Rng;
+use biofeedback_core::pool::{MaxPoolCache, global_avg_pool, global_avg_pool_backward};
+use biofeedback_core::{
+    Activation, BatchNorm2d, BnBackward, BnCache, BnFeedback, FeedbackConv2d, FeedbackLinear, Init,
+    LinearGrads, MaxPool2d, Rule,
+};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Depth {
+    /// Basic blocks `[2, 2, 2, 2]`.
+    #[serde(rename = "resnet18")]
+    ResNet18,
+    /// Bottleneck blocks `[3, 4, 6, 3]`, expansion 4.
+    #[serde(rename = "resnet50")]
+    ResNet50,
+}
+
+/// The first layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stem {
+    /// 7x7 stride-2 conv and a 3x3 stride-2 max-pool (ImageNet-sized inputs).
+    #[default]
+    Imagenet,
+    /// 3x3 stride-1 conv, no pool (32x32 inputs such as CIFAR-10).
+    Cifar,
+}
+
+/// Where BatchNorm sits relative to the ReLU in a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BnPosition {
+    /// conv → BatchNorm → ReLU (He et al.; better for sign symmetry).
+    #[default]
+    BeforeRelu,
+    /// conv → ReLU → BatchNorm (the paper's main runs).
+    AfterRelu,
+}
+
+/// The architecture of a [`ResNet`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResNetConfig {
+    /// ResNet-18 or ResNet-50.
+    pub depth: Depth,
+    /// The stem.
+    pub stem: Stem,
+    /// Channels of the stem and layer1 (64 in the paper; smaller for CPU runs).
+    pub width: usize,
+    /// Input channels (3).
+    pub in_channels: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// The learning rule of every conv and linear layer.
+    pub rule: Rule,
+    /// Weight (and feedback) initialisation.
+    pub init: Init,
+    /// How BatchNorm passes the teaching signal.
+    pub bn_feedback: BnFeedback,
+    /// BatchNorm before or after the ReLU.
+    pub bn_position: BnPosition,
+}
+
+/// A conv with its BatchNorm and (optionally) ReLU.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// The conv's name, e.g. `layer3.1.conv2`.
+    pub name: String,
+    /// The feedback conv.
+    pub conv: FeedbackConv2d,
+    /// Its BatchNorm.
+    pub bn: BatchNorm2d,
+    /// Whether a ReLU follows (all units but the last of a block).
+    pub relu: bool,
+}
+
+/// A residual block: units in sequence, and a projection shortcut where the shape changes.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Two (basic) or three (bottleneck) units.
+    pub units: Vec<Unit>,
+    /// The projection shortcut, if any.
+    pub shortcut: Option<Unit>,
+}
+
+/// A ResNet of feedback layers; see the module docs.
+#[derive(Debug, Clone)]
+pub struct ResNet {
+    /// The stem's unit (`conv1`).
+    pub stem: Unit,
+    /// Whether the stem ends with a max-pool.
+    pub stem_pool: bool,
+    /// The residual blocks, layer1 first.
+    pub blocks: Vec<Block>,
+    /// The classifier.
+    pub fc: FeedbackLinear,
+    /// BatchNorm's feedback mode.
+    pub bn_feedback: BnFeedback,
+    /// BatchNorm's position.
+    pub bn_position: BnPosition,
+}
+
+/// What the backward pass of one unit needs.
+#[derive(Debug, Clone)]
+pub struct UnitCache {
+    x: Tensor<4>,
+    bn: BnCache,
+    /// ReLU output (for its mask), if the unit has one.
+    relu_out: Option<Tensor<4>>,
+}
+
+/// What [`ResNet::backward`] needs from [`ResNet::forward_train`].
+#[derive(Debug, Clone)]
+pub struct ResNetCache {
+    stem: UnitCache,
+    pool: Option<MaxPoolCache>,
+    /// Per block: unit caches, shortcut cache, block output (after the ReLU).
+    blocks: Vec<(Vec<UnitCache>, Option<UnitCache>, Tensor<4>)>,
+    /// Input of the global pool's size, `[h, w]`.
+    pooled_from: [usize; 2],
+    /// The fc's input, `[n, c]`.
+    features: Tensor<2>,
+}
+
+/// Gradients of one unit.
+#[derive(Debug, Clone)]
+pub struct UnitGrads {
+    /// Kernel gradient (also Kolen-Pollack's `B` gradient).
+    pub conv: Tensor<4>,
+    /// `gamma` and `beta` gradients.
+    pub bn: BnBackward,
+}
+
+/// The result of [`ResNet::backward`].
+#[derive(Debug, Clone)]
+pub struct ResNetBackward {
+    /// One entry per unit in [`ResNet::units`] order.
+    pub units: Vec<UnitGrads>,
+    /// The classifier's gradients.
+    pub fc: LinearGrads,
+    /// Per unit: the teaching signal at the conv's input (`conv_transpose(delta, B)`), when
+    /// computed (not for the stem unless asked for).
+    pub deltas: Vec<Option<Tensor<4>>>,
+    /// The teaching signal at the fc's input, `[n, c]`.
+    pub fc_delta: Tensor<2>,
+    /// Per unit: the teaching signal at the conv's output, `[n, c_out, h', w']`.
+    pub conv_out_deltas: Vec<Tensor<4>>,
+}
+
+impl ResNetConfig {
+    /// Builds the network, drawing every tensor from `rng`.
+    pub fn init(&self, rng: &mut Rng, device: &Device) -> ResNet {
+        let unit = |name: String, c_in, c_out, k, s, relu: bool, rng: &mut Rng| Unit {
+            name,
+            conv: FeedbackConv2d::new(c_in, c_out, k, s, k / 2, self.rule, self.init, rng, device),
+            bn: BatchNorm2d::new(c_out, device),
+            relu,
+        };
+        let w = self.width.max(1);
+        let stem = match self.stem {
+            Stem::Imagenet => unit("conv1".into(), self.in_channels, w, 7, 2, true, rng),
+            Stem::Cifar => unit("conv1".into(), self.in_channels, w, 3, 1, true, rng),
+        };
+        let (counts, expansion) = match self.depth {
+            Depth::ResNet18 => ([2, 2, 2, 2], 1),
+            Depth::ResNet50 => ([3, 4, 6, 3], 4),
+        };
+        let mut blocks = Vec::new();
+        let mut c_in = w;
+        for (i, &count) in counts.iter().enumerate() {
+            let mid = w << i;
+            let c_out = mid * expansion;
+            for j in 0..count {
+                let s = if i > 0 && j == 0 { 2 } else { 1 };
+                let name = |part: &str| format!("layer{}.{j}.{part}", i + 1);
+                let units = match self.depth {
+                    Depth::ResNet18 => vec![
+                        unit(name("conv1"), c_in, mid, 3, s, true, rng),
+                        unit(name("conv2"), mid, c_out, 3, 1, false, rng),
+                    ],
+                    Depth::ResNet50 => vec![
+                        unit(name("conv1"), c_in, mid, 1, 1, true, rng),
+                        unit(name("conv2"), mid, mid, 3, s, true, rng),
+                        unit(name("conv3"), mid, c_out, 1, 1, false, rng),
+                    ],
+                };
+                let shortcut = (s != 1 || c_in != c_out)
+                    .then(|| unit(name("downsample"), c_in, c_out, 1, s, false, rng));
+                blocks.push(Block { units, shortcut });
+                c_in = c_out;
+            }
+        }
+        let fc = FeedbackLinear::new(c_in, self.classes, self.rule, self.init, rng, device);
+        ResNet {
+            stem,
+            stem_pool: self.stem == Stem::Imagenet,
+            blocks,
+            fc,
+            bn_feedback: self.bn_feedback,
+            bn_position: self.bn_position,
+        }
+    }
+}
+
+impl Unit {
+    fn forward_train(&self, x: Tensor<4>, position: BnPosition) -> (Tensor<4>, UnitCache) {
+        let z = self.conv.forward(x.clone());
+        let relu = |t: Tensor<4>| Activation::Relu.forward(t);
+        let (out, bn, relu_out) = match (position, self.relu) {
+            (_, false) => {
+                let (y, bn) = self.bn.forward_train(z);
+                (y, bn, None)
+            }
+            (BnPosition::BeforeRelu, true) => {
+                let (y, bn) = self.bn.forward_train(z);
+                let a = relu(y);
+                (a.clone(), bn, Some(a))
+            }
+            (BnPosition::AfterRelu, true) => {
+                let a = relu(z);
+                let (y, bn) = self.bn.forward_train(a.clone());
+                (y, bn, Some(a))
+            }
+        };
+        (out, UnitCache { x, bn, relu_out })
+    }
+
+    fn forward_eval(&self, x: Tensor<4>, position: BnPosition) -> Tensor<4> {
+        let z = self.conv.forward(x);
+        let relu = |t: Tensor<4>| Activation::Relu.forward(t);
+        match (position, self.relu) {
+            (_, false) => self.bn.forward_eval(z),
+            (BnPosition::BeforeRelu, true) => relu(self.bn.forward_eval(z)),
+            (BnPosition::AfterRelu, true) => self.bn.forward_eval(relu(z)),
+        }
+    }
+
+    /// Gradients, the delta at the conv's output, and the delta at the unit's input (if a
+    /// feedback kernel is given).
+    fn backward(
+        &self,
+        cache: &UnitCache,
+        delta: Tensor<4>,
+        position: BnPosition,
+        mode: BnFeedback,
+        feedback: Option<Tensor<4>>,
+    ) -> (UnitGrads, Tensor<4>, Option<Tensor<4>>) {
+        let relu_back = |g: Tensor<4>| match &cache.relu_out {
+            Some(a) => Activation::Relu.backward(a.clone(), g),
+            None => g,
+        };
+        let (bn, dz) = match position {
+            BnPosition::BeforeRelu => {
+                let bn = self.bn.backward(&cache.bn, relu_back(delta), mode);
+                let dz = bn.delta_in.clone();
+                (bn, dz)
+            }
+            BnPosition::AfterRelu => {
+                let bn = self.bn.backward(&cache.bn, delta, mode);
+                let dz = relu_back(bn.delta_in.clone());
+                (bn, dz)
+            }
+        };
+        let back = self
+            .conv
+            .backward_through(cache.x.clone(), dz.clone(), feedback);
+        (
+            UnitGrads {
+                conv: back.weight,
+                bn,
+            },
+            dz,
+            back.delta_in,
+        )
+    }
+}
+
+impl ResNet {
+    /// Every unit in a fixed order: the stem, then per block its units and its shortcut.
+    pub fn units(&self) -> Vec<&Unit> {
+        let mut units = vec![&self.stem];
+        for block in &self.blocks {
+            units.extend(block.units.iter());
+            units.extend(block.shortcut.iter());
+        }
+        units
+    }
+
+    /// [`ResNet::units`], mutable.
+    pub fn units_mut(&mut self) -> Vec<&mut Unit> {
+        let mut units = vec![&mut self.stem];
+        for block in &mut self.blocks {
+            units.extend(block.units.iter_mut());
+            units.extend(block.shortcut.iter_mut());
+        }
+        units
+    }
+
+    /// Logits in evaluation mode (BatchNorm with running statistics).
+    ///
+    /// # Shapes
+    /// `x`: `[n, c, h, w]` → `[n, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let p = self.bn_position;
+        let mut h = self.stem.forward_eval(x, p);
+        if self.stem_pool {
+            h = MaxPool2d::STEM.forward(h).0;
+        }
+        for block in &self.blocks {
+            let mut main = h.clone();
+            for unit in &block.units {
+                main = unit.forward_eval(main, p);
+            }
+            let short = match &block.shortcut {
+                Some(unit) => unit.forward_eval(h, p),
+                None => h,
+            };
+            h = Activation::Relu.forward(main + short);
+        }
+        self.fc.forward(global_avg_pool(h))
+    }
+
+    /// Logits in training mode (BatchNorm with batch statistics) and the cache for
+    /// [`ResNet::backward`].
+    pub fn forward_train(&self, x: Tensor<4>) -> (Tensor<2>, ResNetCache) {
+        let p = self.bn_position;
+        let (mut h, stem) = self.stem.forward_train(x, p);
+        let pool = self.stem_pool.then(|| {
+            let (y, cache) = MaxPool2d::STEM.forward(h.clone());
+            h = y;
+            cache
+        });
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let mut main = h.clone();
+            let mut caches = Vec::with_capacity(block.units.len());
+            for unit in &block.units {
+                let (y, cache) = unit.forward_train(main, p);
+                caches.push(cache);
+                main = y;
+            }
+            let (short, short_cache) = match &block.shortcut {
+                Some(unit) => {
+                    let (y, cache) = unit.forward_train(h, p);
+                    (y, Some(cache))
+                }
+                None => (h, None),
+            };
+            h = Activation::Relu.forward(main + short);
+            blocks.push((caches, short_cache, h.clone()));
+        }
+        let [_, _, hh, ww] = h.dims();
+        let features = global_avg_pool(h);
+        let logits = self.fc.forward(features.clone());
+        let cache = ResNetCache {
+            stem,
+            pool,
+            blocks,
+            pooled_from: [hh, ww],
+            features,
+        };
+        (logits, cache)
+    }
+
+    /// Folds the batch statistics of a training step into every BatchNorm's running ones.
+    pub fn track_running_stats(&mut self, cache: &ResNetCache) {
+        self.stem.bn.track(&cache.stem.bn);
+        for (block, (units, short, _)) in self.blocks.iter_mut().zip(&cache.blocks) {
+            for (unit, c) in block.units.iter_mut().zip(units) {
+                unit.bn.track(&c.bn);
+            }
+            if let (Some(unit), Some(c)) = (block.shortcut.as_mut(), short) {
+                unit.bn.track(&c.bn);
+            }
+        }
+    }
+
+    /// The explicit backward pass from `dL/dlogits`: through each layer's own `B`
+    /// ([`Path::Own`]) or through `W` everywhere ([`Path::Exact`], backprop). `input_delta`
+    /// asks for the delta at the image too.
+    pub fn backward(
+        &self,
+        cache: &ResNetCache,
+        dlogits: Tensor<2>,
+        path: Path,
+        input_delta: bool,
+    ) -> ResNetBackward {
+        let (p, mode) = (self.bn_position, self.bn_feedback);
+        let fc_feedback = match path {
+            Path::Own => self.fc.effective_feedback(),
+            Path::Exact => self.fc.weight.clone(),
+        };
+        let fc_back =
+            FeedbackLinear::backward_through(cache.features.clone(), dlogits, Some(fc_feedback));
+        let fc_delta = fc_back
+            .delta_in
+            .clone()
+            .expect("a feedback tensor was given");
+        let mut delta = global_avg_pool_backward(fc_delta.clone(), cache.pooled_from);
+        let kernel = |unit: &Unit| match path {
+            Path::Own => unit.conv.effective_feedback(),
+            Path::Exact => unit.conv.weight.clone(),
+        };
+        // Filled in reverse order, reversed at the end.
+        let mut grads = Vec::new();
+        let mut deltas = Vec::new();
+        let mut out_deltas = Vec::new();
+        for (block, (units, short_cache, out)) in self.blocks.iter().zip(&cache.blocks).rev() {
+            let d_sum = Activation::Relu.backward(out.clone(), delta);
+            let mut short_delta = d_sum.clone();
+            if let (Some(unit), Some(c)) = (&block.shortcut, short_cache) {
+                let (g, dz, d_in) = unit.backward(c, d_sum.clone(), p, mode, Some(kernel(unit)));
+                let d_in = d_in.expect("a feedback kernel was given");
+                grads.push(g);
+                out_deltas.push(dz);
+                deltas.push(Some(d_in.clone()));
+                short_delta = d_in;
+            }
+            let mut main = d_sum;
+            for (unit, c) in block.units.iter().zip(units).rev() {
+                let (g, dz, d_in) = unit.backward(c, main, p, mode, Some(kernel(unit)));
+                let d_in = d_in.expect("a feedback kernel was given");
+                grads.push(g);
+                out_deltas.push(dz);
+                deltas.push(Some(d_in.clone()));
+                main = d_in;
+            }
+            delta = main + short_delta;
+        }
+        if let Some(pool) = &cache.pool {
+            delta = MaxPool2d::STEM.backward(pool, delta);
+        }
+        let stem_kernel = input_delta.then(|| kernel(&self.stem));
+        let (g, dz, d_in) = self.stem.backward(&cache.stem, delta, p, mode, stem_kernel);
+        grads.push(g);
+        out_deltas.push(dz);
+        deltas.push(d_in);
+        // Pushed as stem ← [u1 .. un, shortcut] per block, each reversed: reversing the
+        // whole lists gives the [`ResNet::units`] order.
+        grads.reverse();
+        deltas.reverse();
+        out_deltas.reverse();
+        ResNetBackward {
+            units: grads,
+            fc: fc_back.grads,
+            deltas,
+            fc_delta,
+            conv_out_deltas: out_deltas,
+        }
+    }
+}
