@@ -8,6 +8,7 @@ use biofeedback::trainer::atomic::temporary_path;
 use biofeedback::trainer::checkpoint::Checkpoint;
 use biofeedback::trainer::config::Config;
 use biofeedback::trainer::data::{self, Split};
+use biofeedback::trainer::network::Network;
 use biofeedback::trainer::train::{EpochMetrics, EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
 use std::path::Path;
@@ -211,6 +212,9 @@ fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
         .unwrap();
     assert_eq!(state(&back), state(&cpu));
     assert_eq!(back.epochs_done, 1);
-    let w = to_vec(back.model.layers[0].weight.clone());
+    let Network::Mlp { model, .. } = &back.net else {
+        panic!("an MLP config builds an MLP");
+    };
+    let w = to_vec(model.layers[0].weight.clone());
     assert!(w.iter().all(|v| v.is_finite()));
 }

@@ -133,14 +133,22 @@ impl FeedbackConv2d {
         feedback: Option<Tensor<4>>,
     ) -> ConvBackward {
         let [_, _, h, w] = x.dims();
-        let delta_in = feedback.map(|b| self.transpose(delta.clone(), b, [h, w]));
+        let delta_in = feedback.map(|b| self.delta_through(delta.clone(), b, [h, w]));
         let weight = conv2d_weight_backward(x, self.weight.clone(), delta, self.options());
         ConvBackward { weight, delta_in }
     }
 
-    /// `conv_transpose(delta, kernel)` cropped or padded to the input size `[h, w]` (a strided
-    /// conv maps several input sizes to one output size).
-    fn transpose(&self, delta: Tensor<4>, kernel: Tensor<4>, [h, w]: [usize; 2]) -> Tensor<4> {
+    /// `conv_transpose(delta, kernel)` at the input size `[h, w]` (a strided conv maps several
+    /// input sizes to one output size): the teaching signal sent down through `kernel`.
+    ///
+    /// # Shapes
+    /// `delta`: `[n, c_out, h', w']`, `kernel`: `[c_out, c_in, k, k]` → `[n, c_in, h, w]`.
+    pub fn delta_through(
+        &self,
+        delta: Tensor<4>,
+        kernel: Tensor<4>,
+        [h, w]: [usize; 2],
+    ) -> Tensor<4> {
         let [_, _, ho, wo] = delta.dims();
         let (s, p, k) = (self.stride, self.padding, self.kernel());
         let reach = |o: usize| (o - 1) * s + k;

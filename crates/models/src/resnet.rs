@@ -171,6 +171,23 @@ pub struct ResNetBackward {
     pub conv_out_deltas: Vec<Tensor<4>>,
 }
 
+impl ResNetCache {
+    /// The input of every unit's conv, in [`ResNet::units`] order.
+    pub fn unit_inputs(&self) -> Vec<&Tensor<4>> {
+        let mut inputs = vec![&self.stem.x];
+        for (units, short, _) in &self.blocks {
+            inputs.extend(units.iter().map(|u| &u.x));
+            inputs.extend(short.iter().map(|u| &u.x));
+        }
+        inputs
+    }
+
+    /// The fc's input, `[n, c]`.
+    pub fn features(&self) -> &Tensor<2> {
+        &self.features
+    }
+}
+
 impl ResNetConfig {
     /// Builds the network, drawing every tensor from `rng`.
     pub fn init(&self, rng: &mut Rng, device: &Device) -> ResNet {

@@ -9,6 +9,11 @@
 //!   optim.<k>.weight     velocities of SGD with momentum, where they exist
 //!   optim.<k>.bias
 //!   optim.<k>.feedback   Kolen-Pollack's B
+//! ResNets: per conv, under its name (`conv1`, `layer3.1.conv2`, `layer2.0.downsample`):
+//!   model.<name>.weight, model.<name>.feedback      [c_out, c_in, k, k]
+//!   model.<name>.bn.{gamma,beta,running_mean,running_var}   [c_out]
+//!   optim.<name>.{weight,feedback,bn.gamma,bn.beta}   velocities
+//!   and the classifier as model.fc.* / optim.fc.*, as for an MLP layer
 //! metadata (strings)
 //!   format = "biofeedback-checkpoint-1", version, epoch (completed), config (resolved TOML),
 //!   best_epoch, best_value (by checkpoint.metric)
@@ -21,10 +26,15 @@
 
 use crate::atomic::write_atomically;
 use crate::config::{Config, ConfigError};
+use crate::network::Network;
 use crate::train::{BestEpoch, Trainer};
+use biofeedback_core::FeedbackLinear;
+use biofeedback_core::optim::LinearMomentum;
 use biofeedback_core::tensor_io::to_vec;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -80,13 +90,21 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-impl HostTensor {
-    fn from_tensor<const D: usize>(t: Tensor<D>) -> Self {
-        Self {
-            shape: t.dims().to_vec(),
-            data: to_vec(t),
-        }
+/// `t` copied to the host.
+fn host<const D: usize>(t: &Tensor<D>) -> HostTensor {
+    HostTensor {
+        shape: t.dims().to_vec(),
+        data: to_vec(t.clone()),
     }
+}
+
+/// `t` on `device`; its shape was checked against the network's (rank `D`).
+fn tensor<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
+    let shape: [usize; D] = t
+        .shape
+        .try_into()
+        .expect("the shape was checked against the network's");
+    Tensor::from_data(TensorData::new(t.data, shape), device)
 }
 
 /// A checkpoint in memory.
@@ -113,40 +131,55 @@ impl Checkpoint {
         let mut put = |name: String, t: HostTensor| {
             tensors.insert(name, t);
         };
-        for (k, layer) in trainer.model.layers.iter().enumerate() {
-            put(
-                format!("model.{k}.weight"),
-                HostTensor::from_tensor(layer.weight.clone()),
-            );
-            put(
-                format!("model.{k}.bias"),
-                HostTensor::from_tensor(layer.bias.clone()),
-            );
+        let mut put_linear = |key: &str, layer: &FeedbackLinear, v: &LinearMomentum| {
+            put(format!("model.{key}.weight"), host(&layer.weight));
+            put(format!("model.{key}.bias"), host(&layer.bias));
             if let Some(b) = &layer.feedback {
-                put(
-                    format!("model.{k}.feedback"),
-                    HostTensor::from_tensor(b.clone()),
-                );
+                put(format!("model.{key}.feedback"), host(b));
             }
-        }
-        for (k, state) in trainer.sgd.state.iter().enumerate() {
-            if let Some(v) = &state.weight {
-                put(
-                    format!("optim.{k}.weight"),
-                    HostTensor::from_tensor(v.clone()),
-                );
+            for (part, t) in [("weight", &v.weight), ("feedback", &v.feedback)] {
+                if let Some(t) = t {
+                    put(format!("optim.{key}.{part}"), host(t));
+                }
             }
-            if let Some(v) = &state.bias {
-                put(
-                    format!("optim.{k}.bias"),
-                    HostTensor::from_tensor(v.clone()),
-                );
+            if let Some(t) = &v.bias {
+                put(format!("optim.{key}.bias"), host(t));
             }
-            if let Some(v) = &state.feedback {
-                put(
-                    format!("optim.{k}.feedback"),
-                    HostTensor::from_tensor(v.clone()),
-                );
+        };
+        match &trainer.net {
+            Network::Mlp { model, sgd } => {
+                for (k, (layer, v)) in model.layers.iter().zip(&sgd.state).enumerate() {
+                    put_linear(&k.to_string(), layer, v);
+                }
+            }
+            Network::ResNet { model, state, .. } => {
+                put_linear("fc", &model.fc, &state.fc.state[0]);
+                for (unit, (conv_v, bn_v)) in model.units().into_iter().zip(&state.units) {
+                    let key = &unit.name;
+                    put(format!("model.{key}.weight"), host(&unit.conv.weight));
+                    if let Some(b) = &unit.conv.feedback {
+                        put(format!("model.{key}.feedback"), host(b));
+                    }
+                    let bn = &unit.bn;
+                    for (part, t) in [
+                        ("gamma", &bn.gamma),
+                        ("beta", &bn.beta),
+                        ("running_mean", &bn.running_mean),
+                        ("running_var", &bn.running_var),
+                    ] {
+                        put(format!("model.{key}.bn.{part}"), host(t));
+                    }
+                    for (part, t) in [("weight", &conv_v.weight), ("feedback", &conv_v.feedback)] {
+                        if let Some(t) = t {
+                            put(format!("optim.{key}.{part}"), host(t));
+                        }
+                    }
+                    for (part, t) in [("gamma", &bn_v.gamma), ("beta", &bn_v.beta)] {
+                        if let Some(t) = t {
+                            put(format!("optim.{key}.bn.{part}"), host(t));
+                        }
+                    }
+                }
             }
         }
         Self {
@@ -292,32 +325,76 @@ impl Checkpoint {
     /// epoch into `trainer`, whose network must have the same shapes (on any device).
     pub fn restore(&self, trainer: &mut Trainer) -> Result<(), CheckpointError> {
         let device = trainer.device.clone();
-        for (k, layer) in trainer.model.layers.iter_mut().enumerate() {
+        let used = RefCell::new(BTreeSet::new());
+        let required = |name: String, shape: &[usize]| -> Result<HostTensor, CheckpointError> {
+            used.borrow_mut().insert(name.clone());
+            self.required(&name, shape)
+        };
+        let optional = |name: String, shape: &[usize]| {
+            used.borrow_mut().insert(name.clone());
+            match self.tensors.contains_key(&name) {
+                true => self.required(&name, shape).map(Some),
+                false => Ok(None),
+            }
+        };
+        let linear = |key: &str,
+                      layer: &mut FeedbackLinear,
+                      v: &mut LinearMomentum|
+         -> Result<(), CheckpointError> {
             let shape = layer.weight.dims();
-            layer.weight = self.required(&format!("model.{k}.weight"), shape, &device)?;
-            layer.bias = self.required(&format!("model.{k}.bias"), [shape[1]], &device)?;
-            if layer.feedback.is_some() {
-                layer.feedback =
-                    Some(self.required(&format!("model.{k}.feedback"), shape, &device)?);
-            } else {
-                self.absent(&format!("model.{k}.feedback"), layer.rule.name())?;
+            layer.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
+            layer.bias = tensor(required(format!("model.{key}.bias"), &[shape[1]])?, &device);
+            let name = format!("model.{key}.feedback");
+            match layer.feedback.is_some() {
+                true => layer.feedback = Some(tensor(required(name, &shape)?, &device)),
+                false => self.absent(&name, layer.rule.name())?,
+            }
+            let opt = |part: &str, shape: &[usize]| optional(format!("optim.{key}.{part}"), shape);
+            v.weight = opt("weight", &shape)?.map(|t| tensor(t, &device));
+            v.bias = opt("bias", &[shape[1]])?.map(|t| tensor(t, &device));
+            v.feedback = opt("feedback", &shape)?.map(|t| tensor(t, &device));
+            Ok(())
+        };
+        match &mut trainer.net {
+            Network::Mlp { model, sgd } => {
+                for (k, (layer, v)) in model.layers.iter_mut().zip(&mut sgd.state).enumerate() {
+                    linear(&k.to_string(), layer, v)?;
+                }
+            }
+            Network::ResNet { model, state, .. } => {
+                linear("fc", &mut model.fc, &mut state.fc.state[0])?;
+                for (unit, (conv_v, bn_v)) in model.units_mut().into_iter().zip(&mut state.units) {
+                    let key = unit.name.clone();
+                    let shape = unit.conv.weight.dims();
+                    let conv = &mut unit.conv;
+                    conv.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
+                    let name = format!("model.{key}.feedback");
+                    match conv.feedback.is_some() {
+                        true => conv.feedback = Some(tensor(required(name, &shape)?, &device)),
+                        false => self.absent(&name, conv.rule.name())?,
+                    }
+                    let c = [unit.bn.channels()];
+                    let bn = &mut unit.bn;
+                    let part = |p: &str| required(format!("model.{key}.bn.{p}"), &c);
+                    bn.gamma = tensor(part("gamma")?, &device);
+                    bn.beta = tensor(part("beta")?, &device);
+                    bn.running_mean = tensor(part("running_mean")?, &device);
+                    bn.running_var = tensor(part("running_var")?, &device);
+                    let opt =
+                        |p: &str, shape: &[usize]| optional(format!("optim.{key}.{p}"), shape);
+                    conv_v.weight = opt("weight", &shape)?.map(|t| tensor(t, &device));
+                    conv_v.feedback = opt("feedback", &shape)?.map(|t| tensor(t, &device));
+                    bn_v.gamma = opt("bn.gamma", &c)?.map(|t| tensor(t, &device));
+                    bn_v.beta = opt("bn.beta", &c)?.map(|t| tensor(t, &device));
+                }
             }
         }
-        for (k, state) in trainer.sgd.state.iter_mut().enumerate() {
-            let shape = trainer.model.layers[k].weight.dims();
-            state.weight = self.optional(&format!("optim.{k}.weight"), shape, &device)?;
-            state.bias = self.optional(&format!("optim.{k}.bias"), [shape[1]], &device)?;
-            state.feedback = self.optional(&format!("optim.{k}.feedback"), shape, &device)?;
-        }
-        let layers = trainer.model.layers.len();
-        if let Some(extra) = self.tensors.keys().find(|name| {
-            let k = name.split('.').nth(1).and_then(|k| k.parse::<usize>().ok());
-            k.is_none_or(|k| k >= layers)
-        }) {
+        let used = used.into_inner();
+        if let Some(extra) = self.tensors.keys().find(|name| !used.contains(*name)) {
             return Err(CheckpointError::Mismatch {
                 path: self.path.clone(),
                 name: extra.clone(),
-                message: format!("not part of this {layers}-layer network"),
+                message: format!("not part of this network ({})", trainer.net.describe()),
             });
         }
         trainer.epochs_done = self.epoch;
@@ -325,24 +402,8 @@ impl Checkpoint {
         Ok(())
     }
 
-    fn optional<const D: usize>(
-        &self,
-        name: &str,
-        shape: [usize; D],
-        device: &Device,
-    ) -> Result<Option<Tensor<D>>, CheckpointError> {
-        match self.tensors.contains_key(name) {
-            true => self.required(name, shape, device).map(Some),
-            false => Ok(None),
-        }
-    }
-
-    fn required<const D: usize>(
-        &self,
-        name: &str,
-        shape: [usize; D],
-        device: &Device,
-    ) -> Result<Tensor<D>, CheckpointError> {
+    /// The tensor `name`, which must exist with `shape`.
+    fn required(&self, name: &str, shape: &[usize]) -> Result<HostTensor, CheckpointError> {
         let mismatch = |message: String| CheckpointError::Mismatch {
             path: self.path.clone(),
             name: name.to_string(),
@@ -358,10 +419,7 @@ impl Checkpoint {
                 t.shape, shape
             )));
         }
-        Ok(Tensor::from_data(
-            TensorData::new(t.data.clone(), shape),
-            device,
-        ))
+        Ok(t.clone())
     }
 
     fn absent(&self, name: &str, rule: &str) -> Result<(), CheckpointError> {

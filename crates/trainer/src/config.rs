@@ -12,20 +12,25 @@
 //! dir = "../shared/data/mnist"
 //!
 //! [model]
-//! hidden = [500]
-//! activation = "relu"     # sigmoid | tanh | relu
+//! kind = "mlp"            # mlp | resnet18 | resnet50
+//! hidden = [500]          # mlp
+//! activation = "relu"     # mlp: sigmoid | tanh | relu
 //! loss = "cross_entropy"  # cross_entropy | sigmoid_bce
+//! stem = "cifar"          # resnet: imagenet (7x7/2 + max-pool) | cifar (3x3/1)
+//! width = 64              # resnet: channels of the stem and layer1
+//! bn_position = "before_relu"  # resnet: before_relu | after_relu
 //!
 //! [algorithm]
 //! rule = "kp"             # bp | fa | ss | wm | kp
+//! bn_feedback = "exact"   # resnet: exact | sigma
 //!
 //! [optim]
 //! lr = 0.05
 //! ```
 
 use crate::schedule::{LrSchedule, Schedule};
-use biofeedback_core::{Activation, Init, MirrorConfig, Rule, SgdConfig};
-use biofeedback_models::{Loss, MlpConfig};
+use biofeedback_core::{Activation, BnFeedback, Init, MirrorConfig, Rule, SgdConfig};
+use biofeedback_models::{BnPosition, Depth, Loss, MlpConfig, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -128,11 +133,28 @@ impl Default for DataSection {
     }
 }
 
+/// Which network `[model]` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// A multi-layer perceptron (`model.hidden`, `model.activation`).
+    #[default]
+    #[serde(rename = "mlp")]
+    Mlp,
+    /// ResNet-18 (`model.stem`, `model.width`, `model.bn_position`).
+    #[serde(rename = "resnet18")]
+    ResNet18,
+    /// ResNet-50.
+    #[serde(rename = "resnet50")]
+    ResNet50,
+}
+
 /// `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// Hidden widths. Default `[500]`.
+    /// `mlp`, `resnet18` or `resnet50`. Default `mlp`.
+    pub kind: ModelKind,
+    /// MLP: hidden widths. Default `[500]`.
     pub hidden: Vec<usize>,
     /// Hidden nonlinearity. Default `relu`.
     pub activation: Activation,
@@ -142,11 +164,23 @@ pub struct ModelSection {
     /// One of `uniform`, `lecun_normal`, `he_uniform`, `he_normal`, `xavier_uniform`.
     /// Default `he_uniform`.
     pub init: Init,
+    /// ResNet: `imagenet` (7x7/2 conv and max-pool) or `cifar` (3x3/1 conv, for 32x32
+    /// inputs). Default `imagenet`.
+    pub stem: Stem,
+    /// ResNet: channels of the stem and layer1 (64 in the paper). Default 64.
+    pub width: usize,
+    /// ResNet: `before_relu` (conv, BatchNorm, ReLU) or `after_relu` (conv, ReLU,
+    /// BatchNorm: the paper's main runs). Default `before_relu`.
+    pub bn_position: BnPosition,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         Self {
+            kind: ModelKind::Mlp,
+            stem: Stem::Imagenet,
+            width: 64,
+            bn_position: BnPosition::BeforeRelu,
             hidden: vec![500],
             activation: Activation::Relu,
             loss: Loss::CrossEntropy,
@@ -161,11 +195,17 @@ impl Default for ModelSection {
 pub struct AlgorithmSection {
     /// `bp`, `fa`, `ss`, `wm` or `kp`. Default `bp`.
     pub rule: Rule,
+    /// How BatchNorm passes the teaching signal (ResNets): `exact` (its full backward) or
+    /// `sigma` (only `gamma / sigma` of the forward pass). Default `exact`.
+    pub bn_feedback: BnFeedback,
 }
 
 impl Default for AlgorithmSection {
     fn default() -> Self {
-        Self { rule: Rule::Bp }
+        Self {
+            rule: Rule::Bp,
+            bn_feedback: BnFeedback::Exact,
+        }
     }
 }
 
@@ -485,6 +525,12 @@ impl Config {
         )?;
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
         check(
+            self.model.width > 0,
+            "model.width",
+            self.model.width,
+            "at least 1",
+        )?;
+        check(
             m.eta.is_finite() && m.eta > 0.0,
             "mirror.eta",
             m.eta,
@@ -520,6 +566,25 @@ impl Config {
             activation: self.model.activation,
             init: self.model.init,
             rule: self.algorithm.rule,
+        }
+    }
+
+    /// The ResNet this config describes (`model.kind` must name one), for inputs of
+    /// `in_channels` channels and `classes` classes.
+    pub fn resnet(&self, in_channels: usize, classes: usize) -> ResNetConfig {
+        ResNetConfig {
+            depth: match self.model.kind {
+                ModelKind::ResNet50 => Depth::ResNet50,
+                _ => Depth::ResNet18,
+            },
+            stem: self.model.stem,
+            width: self.model.width,
+            in_channels,
+            classes,
+            rule: self.algorithm.rule,
+            init: self.model.init,
+            bn_feedback: self.algorithm.bn_feedback,
+            bn_position: self.model.bn_position,
         }
     }
 

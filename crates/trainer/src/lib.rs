@@ -22,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod logging;
+pub mod network;
 pub mod plot;
 pub mod run_dir;
 pub mod run_record;

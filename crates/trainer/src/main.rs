@@ -208,12 +208,10 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
         dir.path.display()
     );
     info!(
-        "data: {} training, {} test examples; network {:?}",
+        "data: {} training, {} test examples; network {}",
         trainer.data.train.len(),
         trainer.data.test.len(),
-        config
-            .mlp(trainer.data.train.dim, trainer.data.train.classes)
-            .widths()
+        trainer.net.describe()
     );
     if trainer.epochs_done > 0 {
         info!(

@@ -3,11 +3,11 @@
 
 use crate::config::{BestMetric, Config};
 use crate::data::{self, DataError, Dataset, Split};
+use crate::network::Network;
+use biofeedback_core::Rule;
 use biofeedback_core::init::{Rng, seeded_rng};
-use biofeedback_core::mirror::mirror_step;
 use biofeedback_core::tensor_io::{scalar, to_vec};
-use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Rule, Sgd, alignment};
-use biofeedback_models::{Loss, Mlp, Path};
+use biofeedback_models::Loss;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -113,10 +113,8 @@ pub struct Trainer {
     pub device: Device,
     /// Training and test data on the host.
     pub data: Split,
-    /// The network.
-    pub model: Mlp,
-    /// The optimizer with its velocities.
-    pub sgd: Sgd,
+    /// The network with its optimizer state.
+    pub net: Network,
     /// Shuffling generator, re-seeded from `(run.seed, epoch)` at the start of every epoch.
     pub rng: Rng,
     /// Epochs completed (0 before training; restored from a checkpoint on resume).
@@ -146,10 +144,13 @@ impl Trainer {
         }
         device.seed(config.run.seed);
         let mut rng = seeded_rng(config.run.seed);
-        let model = config
-            .mlp(data.train.dim, data.train.classes)
-            .init(&mut rng, &device);
-        let sgd = Sgd::new(config.sgd(), model.layers.len());
+        let net = Network::build(
+            &config,
+            data.train.shape(),
+            data.train.classes,
+            &mut rng,
+            &device,
+        )?;
         let n_eval = config.metrics.eval_batch.min(data.train.len());
         let (x, t) = data.train.gather(&(0..n_eval).collect::<Vec<_>>());
         let eval_x = matrix(x, n_eval, data.train.dim, &device);
@@ -159,8 +160,7 @@ impl Trainer {
             config,
             device,
             data,
-            model,
-            sgd,
+            net,
             rng,
             epochs_done: 0,
             best: None,
@@ -267,7 +267,7 @@ impl Trainer {
             let (x, t) = train.gather(indices);
             let x = matrix(x, indices.len(), train.dim, &self.device);
             let t = matrix(t, indices.len(), train.classes, &self.device);
-            let (logits, cache) = self.model.forward_train(x);
+            let (logits, cache) = self.net.forward_train(x);
             correct = correct
                 + logits
                     .clone()
@@ -285,14 +285,11 @@ impl Trainer {
                 });
             }
             loss_sum += loss * indices.len() as f64;
-            let back = self.model.backward(&cache, dlogits, Path::Own, false);
-            let lr = schedule.lr(epoch, step, steps);
-            for (k, grads) in back.grads.into_iter().enumerate() {
-                self.sgd.step(k, &mut self.model.layers[k], grads, lr);
-            }
+            self.net
+                .step(cache, dlogits, schedule.lr(epoch, step, steps));
             if (step + 1) % self.config.mirror.every == 0 {
                 for _ in 0..mirror_steps {
-                    mirror_all(&mut self.model, &mirror, self.loss);
+                    self.net.mirror(&mirror, self.loss);
                 }
             }
             bar.inc(1);
@@ -309,17 +306,17 @@ impl Trainer {
 
     /// One mirror step for every layer, input first.
     pub fn mirror(&mut self) {
-        mirror_all(&mut self.model, &self.config.mirror(), self.loss);
+        self.net.mirror(&self.config.mirror(), self.loss);
     }
 
     /// Mean loss, top-1 and top-5 error (percent) of the network on `set`.
     pub fn evaluate(&self, set: &Dataset) -> (f64, f64, f64) {
         let (mut loss, mut top1, mut top5) = (0.0, 0usize, 0usize);
         let indices: Vec<usize> = (0..set.len()).collect();
-        for chunk in indices.chunks(1000) {
+        for chunk in indices.chunks(self.net.eval_chunk()) {
             let (x, _) = set.gather(chunk);
             let logits = to_vec(
-                self.model
+                self.net
                     .forward(matrix(x, chunk.len(), set.dim, &self.device)),
             );
             for (row, &i) in logits.chunks_exact(set.classes).zip(chunk) {
@@ -337,83 +334,8 @@ impl Trainer {
     /// Weight angles, delta angles and norm ratios of every layer on the fixed evaluation
     /// batch (SPEC section 4).
     pub fn alignment(&self) -> Vec<LayerAlignment> {
-        layer_alignment(
-            &self.model,
-            self.loss,
-            self.eval_x.clone(),
-            self.eval_t.clone(),
-        )
-    }
-}
-
-/// The alignment metrics of `model` on the batch `(x, t)`; see [`LayerAlignment`].
-pub fn layer_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
-    let (logits, cache) = model.forward_train(x);
-    let (_, dlogits) = loss.loss_and_grad(logits, t);
-    let own = model.backward(&cache, dlogits.clone(), Path::Own, true);
-    let exact = model.backward(&cache, dlogits.clone(), Path::Exact, true);
-    let n = model.layers.len();
-    (0..n)
-        .map(|k| {
-            let layer = &model.layers[k];
-            let feedback = layer.effective_feedback();
-            // The rule's own teaching signal at this layer's output.
-            let upstream = if k + 1 == n {
-                dlogits.clone()
-            } else {
-                own.deltas[k + 1]
-                    .clone()
-                    .expect("hidden layers pass deltas down")
-            };
-            let local = |b: Tensor<2>| {
-                let d = FeedbackLinear::backward_through(
-                    cache.inputs[k].clone(),
-                    upstream.clone(),
-                    Some(b),
-                )
-                .delta_in
-                .expect("a feedback tensor was given");
-                if k > 0 {
-                    model.activation.backward(cache.inputs[k].clone(), d)
-                } else {
-                    d
-                }
-            };
-            LayerAlignment {
-                layer: format!("fc{}", k + 1),
-                weight_angle_deg: alignment::angle_degrees(feedback.clone(), layer.weight.clone()),
-                delta_angle_global_deg: alignment::angle_degrees(
-                    own.deltas[k].clone().expect("input deltas were asked for"),
-                    exact.deltas[k]
-                        .clone()
-                        .expect("input deltas were asked for"),
-                ),
-                delta_angle_local_deg: alignment::angle_degrees(
-                    local(feedback.clone()),
-                    local(layer.weight.clone()),
-                ),
-                norm_ratio: alignment::norm_ratio(feedback, layer.weight.clone()),
-            }
-        })
-        .collect()
-}
-
-/// One mirror step for every layer of `model`, input first.
-fn mirror_all(model: &mut Mlp, mirror: &MirrorConfig, loss: Loss) {
-    let last = model.layers.len() - 1;
-    let hidden = model.activation;
-    for (k, layer) in model.layers.iter_mut().enumerate() {
-        mirror_step(layer, mirror_activation(k, last, hidden, loss), mirror);
-    }
-}
-
-/// The nonlinearity that follows layer `k` of `last + 1` in mirror mode: the hidden
-/// activation, and for the output layer the output nonlinearity of the loss.
-fn mirror_activation(k: usize, last: usize, hidden: Activation, loss: Loss) -> Activation {
-    match (k == last, loss) {
-        (false, _) => hidden,
-        (true, Loss::CrossEntropy) => Activation::Identity,
-        (true, Loss::SigmoidBce) => Activation::Sigmoid,
+        self.net
+            .alignment(self.loss, self.eval_x.clone(), self.eval_t.clone())
     }
 }
 

@@ -39,6 +39,16 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// The shape of one example, `[channels, side, side]` (square images).
+    pub fn shape(&self) -> [usize; 3] {
+        let per = self.dim / self.channels.max(1);
+        let side = (per as f64).sqrt().round() as usize;
+        match side * side == per {
+            true => [self.channels, side, side],
+            false => [self.channels, 1, per],
+        }
+    }
+
     /// Keeps the first `n` examples (all if `n >= len`).
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {

@@ -1,0 +1,356 @@
+//! The network a run trains (an MLP or a ResNet) with its optimizer state, behind the few
+//! operations the training loop needs: forward, the rule's own backward plus an SGD step,
+//! mirror steps, and the alignment metrics.
+
+use crate::config::{Config, ModelKind};
+use crate::train::{LayerAlignment, TrainError};
+use biofeedback_core::init::Rng;
+use biofeedback_core::mirror::{mirror_step, mirror_step_conv};
+use biofeedback_core::optim::{BnMomentum, ConvMomentum, step_bn, step_conv};
+use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Sgd, SgdConfig, alignment};
+use biofeedback_models::{Loss, Mlp, MlpCache, Path, ResNet, ResNetCache, ResNetConfig};
+use burn::tensor::{Device, Tensor};
+
+/// The shape of one example: `[channels, height, width]`.
+pub type ImageShape = [usize; 3];
+
+/// A network and its optimizer state.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per run: boxing would only add indirection
+pub enum Network {
+    /// A multi-layer perceptron on flattened inputs.
+    Mlp {
+        /// The network.
+        model: Mlp,
+        /// SGD with one velocity set per layer.
+        sgd: Sgd,
+    },
+    /// A ResNet on images.
+    ResNet {
+        /// The network.
+        model: ResNet,
+        /// Velocities of each unit (in [`ResNet::units`] order) and of the classifier.
+        state: ResNetState,
+        /// The input shape.
+        shape: ImageShape,
+    },
+}
+
+/// SGD state of a [`ResNet`].
+#[derive(Debug, Clone)]
+pub struct ResNetState {
+    /// The hyper-parameters.
+    pub config: SgdConfig,
+    /// Per unit: the conv's and the BatchNorm's velocities.
+    pub units: Vec<(ConvMomentum, BnMomentum)>,
+    /// The classifier (a one-layer [`Sgd`]).
+    pub fc: Sgd,
+}
+
+/// What a training step keeps from the forward pass.
+pub enum NetCache {
+    /// An MLP's layer inputs.
+    Mlp(MlpCache),
+    /// A ResNet's caches.
+    ResNet(Box<ResNetCache>),
+}
+
+impl Network {
+    /// The network `config` describes for examples of `shape` and `classes` classes.
+    pub fn build(
+        config: &Config,
+        shape: ImageShape,
+        classes: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let sgd = config.sgd();
+        match config.model.kind {
+            ModelKind::Mlp => {
+                let model = config
+                    .mlp(shape.iter().product(), classes)
+                    .init(rng, device);
+                let sgd = Sgd::new(sgd, model.layers.len());
+                Ok(Self::Mlp { model, sgd })
+            }
+            ModelKind::ResNet18 | ModelKind::ResNet50 => {
+                let resnet = config.resnet(shape[0], classes);
+                check_input_size(&resnet, shape)?;
+                let model = resnet.init(rng, device);
+                let units = vec![Default::default(); model.units().len()];
+                let state = ResNetState {
+                    config: sgd,
+                    units,
+                    fc: Sgd::new(sgd, 1),
+                };
+                Ok(Self::ResNet {
+                    model,
+                    state,
+                    shape,
+                })
+            }
+        }
+    }
+
+    /// One line describing the architecture, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Mlp { model, .. } => {
+                let mut widths = vec![model.layers[0].d_in()];
+                widths.extend(model.layers.iter().map(FeedbackLinear::d_out));
+                format!("MLP {widths:?}")
+            }
+            Self::ResNet { model, shape, .. } => format!(
+                "ResNet with {} conv layers (stem width {}), input {shape:?}",
+                model.units().len(),
+                model.stem.conv.c_out()
+            ),
+        }
+    }
+
+    /// `x` (`[n, c h w]`, flattened channel-major) in the network's input shape.
+    fn input<const D: usize>(x: Tensor<2>, shape: [usize; D]) -> Tensor<D> {
+        x.reshape(shape)
+    }
+
+    /// Logits in evaluation mode (BatchNorm with running statistics).
+    ///
+    /// # Shapes
+    /// `x`: `[n, c h w]` → `[n, classes]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Self::Mlp { model, .. } => model.forward(x),
+            Self::ResNet { model, shape, .. } => {
+                let n = x.dims()[0];
+                model.forward(Self::input(x, [n, shape[0], shape[1], shape[2]]))
+            }
+        }
+    }
+
+    /// Logits in training mode and the cache for [`Network::step`].
+    pub fn forward_train(&self, x: Tensor<2>) -> (Tensor<2>, NetCache) {
+        match self {
+            Self::Mlp { model, .. } => {
+                let (logits, cache) = model.forward_train(x);
+                (logits, NetCache::Mlp(cache))
+            }
+            Self::ResNet { model, shape, .. } => {
+                let n = x.dims()[0];
+                let (logits, cache) =
+                    model.forward_train(Self::input(x, [n, shape[0], shape[1], shape[2]]));
+                (logits, NetCache::ResNet(Box::new(cache)))
+            }
+        }
+    }
+
+    /// The rule's own backward pass from `dlogits` and one SGD step with learning rate `lr`;
+    /// BatchNorm's running statistics take in this batch.
+    pub fn step(&mut self, cache: NetCache, dlogits: Tensor<2>, lr: f64) {
+        match (self, cache) {
+            (Self::Mlp { model, sgd }, NetCache::Mlp(cache)) => {
+                let back = model.backward(&cache, dlogits, Path::Own, false);
+                for (k, grads) in back.grads.into_iter().enumerate() {
+                    sgd.step(k, &mut model.layers[k], grads, lr);
+                }
+            }
+            (Self::ResNet { model, state, .. }, NetCache::ResNet(cache)) => {
+                let back = model.backward(&cache, dlogits, Path::Own, false);
+                model.track_running_stats(&cache);
+                let config = state.config;
+                for ((unit, grads), (conv_v, bn_v)) in model
+                    .units_mut()
+                    .into_iter()
+                    .zip(back.units)
+                    .zip(&mut state.units)
+                {
+                    step_conv(config, &mut unit.conv, grads.conv, conv_v, lr);
+                    step_bn(config, &mut unit.bn, &grads.bn, bn_v, lr);
+                }
+                state.fc.step(0, &mut model.fc, back.fc, lr);
+            }
+            _ => unreachable!("a cache always comes from the same network"),
+        }
+    }
+
+    /// One mirror step for every layer with a stored `B`, input first: noise through the
+    /// layer and its nonlinearity (ReLU for hidden layers; for the output layer the loss's
+    /// output nonlinearity).
+    pub fn mirror(&mut self, config: &MirrorConfig, loss: Loss) {
+        let output = match loss {
+            Loss::CrossEntropy => Activation::Identity,
+            Loss::SigmoidBce => Activation::Sigmoid,
+        };
+        match self {
+            Self::Mlp { model, .. } => {
+                let last = model.layers.len() - 1;
+                let hidden = model.activation;
+                for (k, layer) in model.layers.iter_mut().enumerate() {
+                    let activation = if k == last { output } else { hidden };
+                    mirror_step(layer, activation, config);
+                }
+            }
+            Self::ResNet { model, .. } => {
+                for unit in model.units_mut() {
+                    // Noise maps big enough for the kernel to slide: 8x8, 16x16 for the 7x7 stem.
+                    let side = (2 * unit.conv.kernel() + 2).max(8);
+                    mirror_step_conv(&mut unit.conv, Activation::Relu, config, side);
+                }
+                mirror_step(&mut model.fc, output, config);
+            }
+        }
+    }
+
+    /// Weight angles, delta angles and norm ratios of every conv and linear layer on the
+    /// batch `(x, t)` (SPEC section 4).
+    pub fn alignment(&self, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
+        match self {
+            Self::Mlp { model, .. } => mlp_alignment(model, loss, x, t),
+            Self::ResNet { model, shape, .. } => {
+                let n = x.dims()[0];
+                resnet_alignment(
+                    model,
+                    loss,
+                    Self::input(x, [n, shape[0], shape[1], shape[2]]),
+                    t,
+                )
+            }
+        }
+    }
+
+    /// Examples per evaluation chunk (smaller for ResNets, whose activations are large).
+    pub fn eval_chunk(&self) -> usize {
+        match self {
+            Self::Mlp { .. } => 1000,
+            Self::ResNet { .. } => 100,
+        }
+    }
+}
+
+/// Refuses inputs a ResNet would shrink to nothing.
+fn check_input_size(config: &ResNetConfig, [c, h, w]: ImageShape) -> Result<(), TrainError> {
+    let min = match config.stem {
+        biofeedback_models::Stem::Imagenet => 32,
+        biofeedback_models::Stem::Cifar => 8,
+    };
+    if h < min || w < min {
+        return Err(TrainError::Shape(format!(
+            "the images are {c}x{h}x{w}; a ResNet with the `{:?}` stem needs at least {min}x{min} \
+             pixels (model.stem)",
+            config.stem
+        )));
+    }
+    Ok(())
+}
+
+/// One layer's figures from its tensors and deltas.
+fn figures<const D: usize, const E: usize>(
+    layer: String,
+    feedback: Tensor<D>,
+    weight: Tensor<D>,
+    own: Tensor<E>,
+    exact: Tensor<E>,
+    local: (Tensor<E>, Tensor<E>),
+) -> LayerAlignment {
+    LayerAlignment {
+        layer,
+        weight_angle_deg: alignment::angle_degrees(feedback.clone(), weight.clone()),
+        delta_angle_global_deg: alignment::angle_degrees(own, exact),
+        delta_angle_local_deg: alignment::angle_degrees(local.0, local.1),
+        norm_ratio: alignment::norm_ratio(feedback, weight),
+    }
+}
+
+/// The alignment metrics of an MLP on the batch `(x, t)`; see [`LayerAlignment`].
+pub fn mlp_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
+    let (logits, cache) = model.forward_train(x);
+    let (_, dlogits) = loss.loss_and_grad(logits, t);
+    let own = model.backward(&cache, dlogits.clone(), Path::Own, true);
+    let exact = model.backward(&cache, dlogits.clone(), Path::Exact, true);
+    let n = model.layers.len();
+    (0..n)
+        .map(|k| {
+            let layer = &model.layers[k];
+            let feedback = layer.effective_feedback();
+            // The rule's own teaching signal at this layer's output.
+            let upstream = if k + 1 == n {
+                dlogits.clone()
+            } else {
+                own.deltas[k + 1]
+                    .clone()
+                    .expect("hidden layers pass deltas down")
+            };
+            let local = |b: Tensor<2>| {
+                let d = FeedbackLinear::backward_through(
+                    cache.inputs[k].clone(),
+                    upstream.clone(),
+                    Some(b),
+                )
+                .delta_in
+                .expect("a feedback tensor was given");
+                if k > 0 {
+                    model.activation.backward(cache.inputs[k].clone(), d)
+                } else {
+                    d
+                }
+            };
+            figures(
+                format!("fc{}", k + 1),
+                feedback.clone(),
+                layer.weight.clone(),
+                own.deltas[k].clone().expect("input deltas were asked for"),
+                exact.deltas[k]
+                    .clone()
+                    .expect("input deltas were asked for"),
+                (local(feedback), local(layer.weight.clone())),
+            )
+        })
+        .collect()
+}
+
+/// The alignment metrics of a ResNet on the batch `(x, t)`: every conv under its own name,
+/// then `fc`. The deltas are those at each layer's input (`conv_transpose(delta, B)`).
+pub fn resnet_alignment(
+    model: &ResNet,
+    loss: Loss,
+    x: Tensor<4>,
+    t: Tensor<2>,
+) -> Vec<LayerAlignment> {
+    let (logits, cache) = model.forward_train(x);
+    let (_, dlogits) = loss.loss_and_grad(logits, t);
+    let own = model.backward(&cache, dlogits.clone(), Path::Own, true);
+    let exact = model.backward(&cache, dlogits.clone(), Path::Exact, true);
+    let inputs = cache.unit_inputs();
+    let mut rows: Vec<LayerAlignment> = model
+        .units()
+        .into_iter()
+        .enumerate()
+        .map(|(k, unit)| {
+            let [_, _, h, w] = inputs[k].dims();
+            let upstream = own.conv_out_deltas[k].clone();
+            let feedback = unit.conv.effective_feedback();
+            let through =
+                |kernel: Tensor<4>| unit.conv.delta_through(upstream.clone(), kernel, [h, w]);
+            figures(
+                unit.name.clone(),
+                feedback.clone(),
+                unit.conv.weight.clone(),
+                own.deltas[k].clone().expect("input deltas were asked for"),
+                exact.deltas[k]
+                    .clone()
+                    .expect("input deltas were asked for"),
+                (through(feedback), through(unit.conv.weight.clone())),
+            )
+        })
+        .collect();
+    let feedback = model.fc.effective_feedback();
+    let through = |b: Tensor<2>| dlogits.clone().matmul(b.transpose());
+    rows.push(figures(
+        "fc".into(),
+        feedback.clone(),
+        model.fc.weight.clone(),
+        own.fc_delta,
+        exact.fc_delta,
+        (through(feedback), through(model.fc.weight.clone())),
+    ));
+    rows
+}
