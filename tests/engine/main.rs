@@ -7,5 +7,6 @@ mod common;
 mod conv_rules;
 mod mnist;
 mod resnet;
+mod resnet_training;
 mod rules;
 mod wgpu;

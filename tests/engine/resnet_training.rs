@@ -1,0 +1,134 @@
+//! ResNet-18 learns from the real CIFAR-10 batches (`../shared/data/cifar10`) with the shipped
+//! configs (narrowed for CI), and a ResNet run resumes exactly, BatchNorm statistics included.
+
+use biofeedback::core::tensor_io::to_vec;
+use biofeedback::trainer::checkpoint::Checkpoint;
+use biofeedback::trainer::config::Config;
+use biofeedback::trainer::data::{self, Split};
+use biofeedback::trainer::network::Network;
+use biofeedback::trainer::train::{EpochReport, TrainError, Trainer};
+use burn::tensor::Device;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The shipped CIFAR-10 ResNet-18 config of `rule`, at width 8 and `epochs` epochs.
+fn config(rule: &str, epochs: usize) -> Config {
+    let path = format!("configs/cifar10-resnet18-{rule}.toml");
+    let overrides = [
+        format!("run.epochs={epochs}"),
+        "model.width=8".to_string(),
+        "mirror.steps_before=10".to_string(),
+    ];
+    Config::load(Path::new(&path), &overrides).expect("shipped config loads")
+}
+
+/// 3000 training and 1000 test images of the real CIFAR-10 batches, loaded once.
+fn cifar() -> Split {
+    static DATA: OnceLock<Split> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let config = config("bp", 1);
+        let mut split = data::load(&config.data).expect("CIFAR-10 in ../shared/data/cifar10");
+        split.train.truncate(3000);
+        split.test.truncate(1000);
+        split
+    })
+    .clone()
+}
+
+fn run(config: Config) -> (Trainer, Vec<EpochReport>) {
+    let mut trainer = Trainer::with_data(config, Device::flex(), cifar()).expect("builds");
+    let reports = trainer.run(|_| Ok::<_, TrainError>(())).expect("trains");
+    (trainer, reports)
+}
+
+fn learns(rule: &str) -> Vec<EpochReport> {
+    let (_, reports) = run(config(rule, 3));
+    let last = &reports.last().unwrap().metrics;
+    for r in &reports {
+        eprintln!("{rule}: {}", biofeedback::trainer::run_dir::summary_line(r, 3));
+    }
+    // Chance is 90% error; 3 epochs on 3000 images at width 8 give about 63% (bp) and 67%
+    // (kp, whose B starts random).
+    assert!(
+        last.test_top1_error < 75.0,
+        "{rule}: test error {:.1}% after 3 epochs",
+        last.test_top1_error
+    );
+    assert!(reports[2].metrics.train_loss < reports[0].metrics.train_loss);
+    reports
+}
+
+#[test]
+fn resnet18_learns_cifar10_with_backprop() {
+    let reports = learns("bp");
+    let layers = &reports.last().unwrap().layers;
+    assert_eq!(layers.len(), 21, "20 convs and fc");
+    assert!(layers.iter().all(|l| l.weight_angle_deg < 1e-3), "bp: B = W");
+}
+
+#[test]
+fn resnet18_learns_cifar10_with_kolen_pollack_and_aligns_every_layer() {
+    let reports = learns("kp");
+    let first = &reports[0].layers;
+    let last = &reports.last().unwrap().layers;
+    for (a, b) in first.iter().zip(last) {
+        assert!(
+            b.weight_angle_deg < a.weight_angle_deg,
+            "{}: {:.1} -> {:.1} degrees",
+            b.layer,
+            a.weight_angle_deg,
+            b.weight_angle_deg
+        );
+    }
+}
+
+/// Every tensor of a trainer's checkpoint, by name.
+fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
+    Checkpoint::capture(trainer, Path::new("unused"))
+        .tensors
+        .into_iter()
+        .map(|(name, t)| (name, t.data))
+        .collect()
+}
+
+#[test]
+fn a_resnet_run_resumes_bit_for_bit_with_batchnorm_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.safetensors");
+    let small = |epochs| {
+        let mut c = config("wm", epochs);
+        c.model.width = 4;
+        c.data.train_limit = Some(512);
+        c
+    };
+    let mut data = cifar();
+    data.train.truncate(512);
+    data.test.truncate(200);
+    let mut whole = Trainer::with_data(small(2), Device::flex(), data.clone()).unwrap();
+    let all = whole.run(|_| Ok::<_, TrainError>(())).unwrap();
+
+    let mut first = Trainer::with_data(small(2), Device::flex(), data.clone()).unwrap();
+    let _ = first.run_with(|t, r: &EpochReport| {
+        Checkpoint::capture(t, &path).save().unwrap();
+        match r.metrics.epoch {
+            1 => Err(TrainError::Shape("killed".into())),
+            _ => Ok(()),
+        }
+    });
+    let checkpoint = Checkpoint::load(&path).unwrap();
+    assert!(checkpoint.tensors.contains_key("model.layer2.0.downsample.bn.running_var"));
+    assert!(checkpoint.tensors.contains_key("optim.layer4.1.conv2.bn.gamma"));
+    let mut resumed = Trainer::with_data(checkpoint.config(&[]).unwrap(), Device::flex(), data)
+        .unwrap();
+    checkpoint.restore(&mut resumed).unwrap();
+    let rest = resumed.run(|_| Ok::<_, TrainError>(())).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].metrics.test_loss, all[1].metrics.test_loss);
+    assert_eq!(rest[0].layers, all[1].layers);
+    assert!(state(&resumed) == state(&whole), "every tensor equal after resuming");
+    let Network::ResNet { model, .. } = &resumed.net else {
+        panic!("a ResNet config builds a ResNet");
+    };
+    let running = to_vec(model.stem.bn.running_var.clone());
+    assert!(running.iter().any(|v| (v - 1.0).abs() > 1e-3), "running statistics moved");
+}
