@@ -45,7 +45,10 @@ fn learns(rule: &str) -> Vec<EpochReport> {
     let (_, reports) = run(config(rule, 3));
     let last = &reports.last().unwrap().metrics;
     for r in &reports {
-        eprintln!("{rule}: {}", biofeedback::trainer::run_dir::summary_line(r, 3));
+        eprintln!(
+            "{rule}: {}",
+            biofeedback::trainer::run_dir::summary_line(r, 3)
+        );
     }
     // Chance is 90% error; 3 epochs on 3000 images at width 8 give about 63% (bp) and 67%
     // (kp, whose B starts random).
@@ -63,7 +66,10 @@ fn resnet18_learns_cifar10_with_backprop() {
     let reports = learns("bp");
     let layers = &reports.last().unwrap().layers;
     assert_eq!(layers.len(), 21, "20 convs and fc");
-    assert!(layers.iter().all(|l| l.weight_angle_deg < 1e-3), "bp: B = W");
+    assert!(
+        layers.iter().all(|l| l.weight_angle_deg < 1e-3),
+        "bp: B = W"
+    );
 }
 
 #[test]
@@ -116,19 +122,33 @@ fn a_resnet_run_resumes_bit_for_bit_with_batchnorm_statistics() {
         }
     });
     let checkpoint = Checkpoint::load(&path).unwrap();
-    assert!(checkpoint.tensors.contains_key("model.layer2.0.downsample.bn.running_var"));
-    assert!(checkpoint.tensors.contains_key("optim.layer4.1.conv2.bn.gamma"));
-    let mut resumed = Trainer::with_data(checkpoint.config(&[]).unwrap(), Device::flex(), data)
-        .unwrap();
+    assert!(
+        checkpoint
+            .tensors
+            .contains_key("model.layer2.0.downsample.bn.running_var")
+    );
+    assert!(
+        checkpoint
+            .tensors
+            .contains_key("optim.layer4.1.conv2.bn.gamma")
+    );
+    let mut resumed =
+        Trainer::with_data(checkpoint.config(&[]).unwrap(), Device::flex(), data).unwrap();
     checkpoint.restore(&mut resumed).unwrap();
     let rest = resumed.run(|_| Ok::<_, TrainError>(())).unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].metrics.test_loss, all[1].metrics.test_loss);
     assert_eq!(rest[0].layers, all[1].layers);
-    assert!(state(&resumed) == state(&whole), "every tensor equal after resuming");
+    assert!(
+        state(&resumed) == state(&whole),
+        "every tensor equal after resuming"
+    );
     let Network::ResNet { model, .. } = &resumed.net else {
         panic!("a ResNet config builds a ResNet");
     };
     let running = to_vec(model.stem.bn.running_var.clone());
-    assert!(running.iter().any(|v| (v - 1.0).abs() > 1e-3), "running statistics moved");
+    assert!(
+        running.iter().any(|v| (v - 1.0).abs() > 1e-3),
+        "running statistics moved"
+    );
 }

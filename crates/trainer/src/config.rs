@@ -8,7 +8,7 @@
 //! epochs = 10
 //!
 //! [data]
-//! dataset = "mnist"       # mnist | cifar10
+//! dataset = "mnist"       # mnist | cifar10 | image_folder (see [data.image_folder])
 //! dir = "../shared/data/mnist"
 //!
 //! [model]
@@ -28,6 +28,7 @@
 //! lr = 0.05
 //! ```
 
+use crate::data::image_folder::ImageFolderSection;
 use crate::schedule::{LrSchedule, Schedule};
 use biofeedback_core::{Activation, BnFeedback, Init, MirrorConfig, Rule, SgdConfig};
 use biofeedback_models::{BnPosition, Depth, Loss, MlpConfig, ResNetConfig, Stem};
@@ -81,7 +82,7 @@ impl Default for RunSection {
     }
 }
 
-/// The data sets the MLP trainer reads.
+/// The data sets the trainer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
@@ -89,6 +90,10 @@ pub enum DatasetKind {
     Mnist,
     /// CIFAR-10 binary batches: `data_batch_*.bin` and `test_batch.bin`.
     Cifar10,
+    /// Image folders (`train/<class>/*.jpg`, `val/<class>/*.jpg`), read as
+    /// `[data.image_folder]` says.
+    #[serde(rename = "image_folder")]
+    ImageFolder,
 }
 
 /// How pixels are scaled.
@@ -116,8 +121,11 @@ pub struct DataSection {
     pub train_limit: Option<usize>,
     /// Use only the first N test examples. Default: all.
     pub test_limit: Option<usize>,
-    /// Pixel scaling, `unit` or `standardize`. Default `unit`.
+    /// Pixel scaling, `unit` or `standardize`. Default `unit`. (Image folders normalize with
+    /// `data.image_folder.mean` and `std` instead.)
     pub normalize: Normalize,
+    /// How an image folder is read (`dataset = "image_folder"`).
+    pub image_folder: ImageFolderSection,
 }
 
 impl Default for DataSection {
@@ -129,6 +137,7 @@ impl Default for DataSection {
             train_limit: None,
             test_limit: None,
             normalize: Normalize::Unit,
+            image_folder: ImageFolderSection::default(),
         }
     }
 }
@@ -524,6 +533,31 @@ impl Config {
             "at least 1",
         )?;
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
+        check(
+            self.data.dataset != DatasetKind::ImageFolder || self.data.normalize == Normalize::Unit,
+            "data.normalize",
+            "standardize",
+            "`unit` for image folders (they normalize with data.image_folder.mean and std)",
+        )?;
+        let f = &self.data.image_folder;
+        check(
+            f.image_size > 0 && f.resize >= f.image_size,
+            "data.image_folder.resize",
+            f.resize,
+            "at least data.image_folder.image_size",
+        )?;
+        check(
+            f.min_scale > 0.0 && f.min_scale <= 1.0,
+            "data.image_folder.min_scale",
+            f.min_scale,
+            "a number in (0, 1]",
+        )?;
+        check(
+            f.workers > 0,
+            "data.image_folder.workers",
+            f.workers,
+            "at least 1",
+        )?;
         check(
             self.model.width > 0,
             "model.width",

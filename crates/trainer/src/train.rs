@@ -264,7 +264,7 @@ impl Trainer {
         let mut loss_sum = 0.0;
         let mut correct = Tensor::<1, Int>::zeros([1], &self.device);
         for (step, indices) in order.chunks(batch).enumerate() {
-            let (x, t) = train.gather(indices);
+            let (x, t) = train.gather_train(indices, &mut self.rng);
             let x = matrix(x, indices.len(), train.dim, &self.device);
             let t = matrix(t, indices.len(), train.classes, &self.device);
             let (logits, cache) = self.net.forward_train(x);

@@ -2,11 +2,16 @@
 //!
 //! - [`mnist`]: the IDX files (`train-images-idx3-ubyte` ...), gzip or raw.
 //! - [`cifar`]: the CIFAR-10 binary batches (`data_batch_*.bin`, `test_batch.bin`).
+//! - [`image_folder`]: ImageNet-style folders of JPEG and PNG images, one folder per class.
 //!
 //! Every failure is a [`DataError`] naming the file and what was expected.
 
 pub mod cifar;
+pub mod image_folder;
 pub mod mnist;
+
+use image_folder::Augment;
+use std::sync::Arc;
 
 use crate::config::{DataSection, DatasetKind, Normalize};
 use std::path::{Path, PathBuf};
@@ -26,6 +31,9 @@ pub struct Dataset {
     pub channels: usize,
     /// Number of classes.
     pub classes: usize,
+    /// Training transform drawn anew each epoch (image folders); `None`: the stored
+    /// examples as they are.
+    pub augment: Option<Arc<Augment>>,
 }
 
 impl Dataset {
@@ -67,6 +75,25 @@ impl Dataset {
             t[row * self.classes + self.labels[i] as usize] = 1.0;
         }
         (x, t)
+    }
+
+    /// Like [`Dataset::gather`], through the training transform when there is one (a
+    /// random resized crop and flip per example, drawn from `rng`).
+    pub fn gather_train(
+        &self,
+        indices: &[usize],
+        rng: &mut impl rand::Rng,
+    ) -> (Vec<f32>, Vec<f32>) {
+        match &self.augment {
+            None => self.gather(indices),
+            Some(augment) => {
+                let mut t = vec![0.0; indices.len() * self.classes];
+                for (row, &i) in indices.iter().enumerate() {
+                    t[row * self.classes + self.labels[i] as usize] = 1.0;
+                }
+                (augment.batch(indices, rng), t)
+            }
+        }
     }
 
     /// Per-channel mean and standard deviation over the whole set.
@@ -185,6 +212,7 @@ pub fn load(section: &DataSection) -> Result<Split, DataError> {
     let mut split = match section.dataset {
         DatasetKind::Mnist => mnist::load(&section.dir)?,
         DatasetKind::Cifar10 => cifar::load(&section.dir)?,
+        DatasetKind::ImageFolder => image_folder::load(&section.dir, &section.image_folder)?,
     };
     if let Some(n) = section.train_limit {
         split.train.truncate(n);
