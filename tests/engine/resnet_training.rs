@@ -152,3 +152,42 @@ fn a_resnet_run_resumes_bit_for_bit_with_batchnorm_statistics() {
         "running statistics moved"
     );
 }
+
+#[test]
+fn mirror_steps_alone_align_every_layer_of_a_resnet() {
+    use biofeedback::core::alignment::angle_degrees;
+    use biofeedback::models::Loss;
+    let mut config = config("wm", 1);
+    config.model.width = 4;
+    let mut rng = biofeedback::core::init::seeded_rng(9);
+    let mut net = Network::build(&config, [3, 32, 32], 10, &mut rng, &Device::flex()).unwrap();
+    let angles = |net: &Network| -> Vec<(String, f64)> {
+        let Network::ResNet { model, .. } = net else {
+            panic!("a ResNet config builds a ResNet");
+        };
+        let mut a: Vec<(String, f64)> = model
+            .units()
+            .iter()
+            .map(|u| {
+                let b = u.conv.feedback.clone().unwrap();
+                (u.name.clone(), angle_degrees(b, u.conv.weight.clone()))
+            })
+            .collect();
+        a.push((
+            "fc".into(),
+            angle_degrees(model.fc.feedback.clone().unwrap(), model.fc.weight.clone()),
+        ));
+        a
+    };
+    let before = angles(&net);
+    assert!(before.iter().all(|(_, a)| *a > 75.0), "{before:?}");
+    for _ in 0..60 {
+        net.mirror(&config.mirror(), Loss::CrossEntropy);
+    }
+    for (name, angle) in angles(&net) {
+        assert!(
+            angle < 15.0,
+            "{name}: {angle:.1} degrees after 60 mirror steps"
+        );
+    }
+}

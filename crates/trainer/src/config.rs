@@ -274,6 +274,9 @@ pub struct MirrorSection {
     pub noise_std: f64,
     /// Pure mirror steps (every layer) before training starts. Default 3000.
     pub steps_before: usize,
+    /// Whole mirror epochs before training (the paper: 2): as many extra pure mirror steps
+    /// as an epoch has minibatches, per epoch. Default 0.
+    pub epochs_before: usize,
     /// Mirror steps (every layer) after each mirroring minibatch. Default 1.
     pub steps_per_batch: usize,
     /// Mirror after every N-th engaged minibatch (1: after each). Fewer, larger mirror
@@ -289,6 +292,7 @@ impl Default for MirrorSection {
             batch_size: 32,
             noise_std: 1.0,
             steps_before: 3000,
+            epochs_before: 0,
             steps_per_batch: 1,
             every: 1,
         }

@@ -203,10 +203,13 @@ impl Trainer {
         Ok(reports)
     }
 
-    /// The mirror steps before training (`mirror.steps_before`, `wm` only).
+    /// The mirror steps before training (`wm` only): `mirror.steps_before` plus
+    /// `mirror.epochs_before` epochs' worth of minibatches.
     pub fn mirror_phase(&mut self) {
         if self.config.algorithm.rule == Rule::Wm {
-            let steps = self.config.mirror.steps_before;
+            let per_epoch = self.data.train.len().div_ceil(self.config.optim.batch_size);
+            let steps =
+                self.config.mirror.steps_before + self.config.mirror.epochs_before * per_epoch;
             let bar = progress(steps as u64, "mirror");
             for _ in 0..steps {
                 self.mirror();
