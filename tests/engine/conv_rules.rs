@@ -104,8 +104,9 @@ fn wm_mirror_steps_alone_align_conv_feedback() {
         noise_std: 1.0,
     };
     let weight = to_vec(layer.weight.clone());
+    let mut rng = biofeedback::core::init::seeded_rng(30);
     for _ in 0..100 {
-        mirror_step_conv(&mut layer, Activation::Relu, &config, 8);
+        mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
     }
     let end = angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone());
     assert!(

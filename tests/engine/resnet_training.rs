@@ -182,7 +182,7 @@ fn mirror_steps_alone_align_every_layer_of_a_resnet() {
     let before = angles(&net);
     assert!(before.iter().all(|(_, a)| *a > 75.0), "{before:?}");
     for _ in 0..60 {
-        net.mirror(&config.mirror(), Loss::CrossEntropy);
+        net.mirror(&config.mirror(), Loss::CrossEntropy, &mut rng);
     }
     for (name, angle) in angles(&net) {
         assert!(

@@ -75,3 +75,19 @@ impl Init {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 }
+
+/// A tensor of `N(0, std^2)` values drawn on the host from `rng`.
+///
+/// Noise drawn this way depends only on `rng`, not on a device's global generator that
+/// other threads may draw from, so a run repeats exactly and gives the same noise on every
+/// device.
+pub fn gaussian<const D: usize>(
+    shape: [usize; D],
+    std: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Tensor<D> {
+    let d = Normal::new(0.0f32, std as f32).expect("std is finite and positive");
+    let values: Vec<f32> = (0..shape.iter().product()).map(|_| d.sample(rng)).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}

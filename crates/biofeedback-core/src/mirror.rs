@@ -15,10 +15,10 @@
 
 use crate::activation::Activation;
 use crate::conv::FeedbackConv2d;
+use crate::init::{Rng, gaussian};
 use crate::linear::FeedbackLinear;
 use burn::tensor::module::conv2d_weight_backward;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Mirror-mode hyper-parameters.
@@ -34,19 +34,26 @@ pub struct MirrorConfig {
     pub noise_std: f64,
 }
 
-/// One mirror step for `layer`, whose output goes through `activation`; returns nothing and
+/// One mirror step for `layer`, whose output goes through `activation`, with noise drawn
+/// from `rng`; returns nothing and
 /// updates `layer.feedback` in place. Layers without a stored `B` are left alone.
 ///
 /// # Shapes
 /// noise `x`: `[batch, d_in]`, `y`: `[batch, d_out]`, `B`: `[d_in, d_out]`.
-pub fn mirror_step(layer: &mut FeedbackLinear, activation: Activation, config: &MirrorConfig) {
+pub fn mirror_step(
+    layer: &mut FeedbackLinear,
+    activation: Activation,
+    config: &MirrorConfig,
+    rng: &mut Rng,
+) {
     let Some(b) = layer.feedback.take() else {
         return;
     };
     let device = layer.weight.device();
-    let x = Tensor::<2>::random(
+    let x = gaussian(
         [config.batch_size, layer.d_in()],
-        Distribution::Normal(0.0, config.noise_std),
+        config.noise_std,
+        rng,
         &device,
     );
     let y = activation.forward(layer.forward(x.clone()));
@@ -76,14 +83,16 @@ pub fn mirror_step_conv(
     activation: Activation,
     config: &MirrorConfig,
     side: usize,
+    rng: &mut Rng,
 ) {
     let Some(b) = layer.feedback.take() else {
         return;
     };
     let device = layer.weight.device();
-    let x = Tensor::<4>::random(
+    let x = gaussian(
         [config.batch_size, layer.c_in(), side, side],
-        Distribution::Normal(0.0, config.noise_std),
+        config.noise_std,
+        rng,
         &device,
     );
     let y = activation.forward(layer.forward(x.clone()));

@@ -55,8 +55,9 @@ fn mirror_step_784x500(bencher: divan::Bencher) {
         &device,
     );
     let mirror = config("wm").mirror();
+    let mut rng = seeded_rng(2);
     bencher.bench_local(|| {
-        mirror_step(&mut layer, Activation::Relu, &mirror);
+        mirror_step(&mut layer, Activation::Relu, &mirror, &mut rng);
         // Wait for the result so lazy backends are timed too.
         layer
             .feedback

@@ -57,7 +57,7 @@ fn step(bencher: divan::Bencher, rule: &str) {
         let (loss, dlogits) = Loss::CrossEntropy.loss_and_grad(logits, t.clone());
         net.step(cache, dlogits, 0.01);
         for _ in 0..mirror_steps {
-            net.mirror(&mirror, Loss::CrossEntropy);
+            net.mirror(&mirror, Loss::CrossEntropy, &mut rng);
         }
         // Wait for the result so lazy work is timed too.
         loss.into_data()

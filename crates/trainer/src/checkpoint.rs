@@ -21,7 +21,8 @@
 //!
 //! The weight-mirror state is the `B` tensors themselves (the mirror phase before training is
 //! done once `epoch >= 1`). The random state is the seed and the epoch: every epoch re-seeds
-//! the shuffling and the device generator from `(run.seed, epoch)` (see
+//! the host generator of shuffling, augmentation and mirror noise (and the device's) from
+//! `(run.seed, epoch)` (see
 //! [`crate::train::epoch_seed`]), so nothing else is needed to repeat the rest of a run.
 
 use crate::atomic::write_atomically;

@@ -172,10 +172,10 @@ impl Network {
         }
     }
 
-    /// One mirror step for every layer with a stored `B`, input first: noise through the
-    /// layer and its nonlinearity (ReLU for hidden layers; for the output layer the loss's
+    /// One mirror step for every layer with a stored `B`, input first: noise (drawn from
+    /// `rng`) through the layer and its nonlinearity (ReLU for hidden layers; for the output layer the loss's
     /// output nonlinearity).
-    pub fn mirror(&mut self, config: &MirrorConfig, loss: Loss) {
+    pub fn mirror(&mut self, config: &MirrorConfig, loss: Loss, rng: &mut Rng) {
         let output = match loss {
             Loss::CrossEntropy => Activation::Identity,
             Loss::SigmoidBce => Activation::Sigmoid,
@@ -186,16 +186,16 @@ impl Network {
                 let hidden = model.activation;
                 for (k, layer) in model.layers.iter_mut().enumerate() {
                     let activation = if k == last { output } else { hidden };
-                    mirror_step(layer, activation, config);
+                    mirror_step(layer, activation, config, rng);
                 }
             }
             Self::ResNet { model, .. } => {
                 for unit in model.units_mut() {
                     // Noise maps big enough for the kernel to slide: 8x8, 16x16 for the 7x7 stem.
                     let side = (2 * unit.conv.kernel() + 2).max(8);
-                    mirror_step_conv(&mut unit.conv, Activation::Relu, config, side);
+                    mirror_step_conv(&mut unit.conv, Activation::Relu, config, side, rng);
                 }
-                mirror_step(&mut model.fc, output, config);
+                mirror_step(&mut model.fc, output, config, rng);
             }
         }
     }

@@ -115,7 +115,9 @@ pub struct Trainer {
     pub data: Split,
     /// The network with its optimizer state.
     pub net: Network,
-    /// Shuffling generator, re-seeded from `(run.seed, epoch)` at the start of every epoch.
+    /// Generator of shuffling, augmentation and mirror noise, re-seeded from
+    /// `(run.seed, epoch)` at the start of every epoch. Host-side, so a run depends on
+    /// nothing another thread draws.
     pub rng: Rng,
     /// Epochs completed (0 before training; restored from a checkpoint on resume).
     pub epochs_done: usize,
@@ -242,7 +244,8 @@ impl Trainer {
     /// Trains one epoch; returns the mean loss, the top-1 error (percent) over the batches
     /// as seen, and the seconds taken.
     ///
-    /// The shuffling generator and the device's generator (mirror noise) are re-seeded from
+    /// The host generator (shuffling, augmentation, mirror noise) and the device's are
+    /// re-seeded from
     /// `(run.seed, epoch)` first, so an epoch depends only on the parameters and optimizer
     /// state it starts from: a run resumed from a checkpoint repeats the uninterrupted run.
     pub fn train_epoch(&mut self, epoch: usize) -> Result<(f64, f64, f64), TrainError> {
@@ -292,7 +295,7 @@ impl Trainer {
                 .step(cache, dlogits, schedule.lr(epoch, step, steps));
             if (step + 1) % self.config.mirror.every == 0 {
                 for _ in 0..mirror_steps {
-                    self.net.mirror(&mirror, self.loss);
+                    self.net.mirror(&mirror, self.loss, &mut self.rng);
                 }
             }
             bar.inc(1);
@@ -309,7 +312,8 @@ impl Trainer {
 
     /// One mirror step for every layer, input first.
     pub fn mirror(&mut self) {
-        self.net.mirror(&self.config.mirror(), self.loss);
+        self.net
+            .mirror(&self.config.mirror(), self.loss, &mut self.rng);
     }
 
     /// Mean loss, top-1 and top-5 error (percent) of the network on `set`.
