@@ -13,6 +13,10 @@
 //! dW_{l+1}    = delta_{l+1} y_l^T                    (always the local rule)
 //! ```
 //!
+//! Convolutions work the same way ([`FeedbackConv2d`]: `B` has the kernel's shape and the
+//! teaching signal goes down by the transposed convolution with `B`); [`BatchNorm2d`] (with
+//! its exact or `sigma`-only feedback), ReLU and [`pool`] pass it by their exact local rules.
+//!
 //! The [`Rule`] decides what `B` is: backprop, feedback alignment, sign symmetry, weight mirror
 //! or Kolen-Pollack. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds
 //! the weight-mirror step and [`alignment`] the angles that measure how far `B` is from `W^T`.
