@@ -66,24 +66,13 @@ impl Sgd {
     pub fn step(&mut self, index: usize, layer: &mut FeedbackLinear, grads: LinearGrads, lr: f64) {
         let config = self.config;
         let state = &mut self.state[index];
-        if layer.rule == Rule::Kp {
-            let b = layer.feedback.take().expect("kp layers store B");
-            layer.feedback = Some(update(
-                b,
-                grads.weight.clone(),
-                &mut state.feedback,
-                config,
-                lr,
-                true,
-            ));
-        }
-        layer.weight = update(
-            layer.weight.clone(),
+        step_weight_and_feedback(
+            layer.rule,
+            (&mut layer.weight, &mut layer.feedback),
             grads.weight,
-            &mut state.weight,
+            (&mut state.weight, &mut state.feedback),
             config,
             lr,
-            true,
         );
         layer.bias = update(
             layer.bias.clone(),
@@ -94,6 +83,23 @@ impl Sgd {
             false,
         );
     }
+}
+
+/// One update of a weight with gradient `grad` and, for Kolen-Pollack, of its `B` with the
+/// same gradient and decay and its own velocity (any rank; see [`Sgd`]).
+fn step_weight_and_feedback<const D: usize>(
+    rule: Rule,
+    (weight, feedback): (&mut Tensor<D>, &mut Option<Tensor<D>>),
+    grad: Tensor<D>,
+    (v_weight, v_feedback): (&mut Option<Tensor<D>>, &mut Option<Tensor<D>>),
+    config: SgdConfig,
+    lr: f64,
+) {
+    if rule == Rule::Kp {
+        let b = feedback.take().expect("kp layers store B");
+        *feedback = Some(update(b, grad.clone(), v_feedback, config, lr, true));
+    }
+    *weight = update(weight.clone(), grad, v_weight, config, lr, true);
 }
 
 /// One SGD update of `param` (any rank); see [`Sgd`] for the equations.
@@ -154,24 +160,13 @@ pub fn step_conv(
     state: &mut ConvMomentum,
     lr: f64,
 ) {
-    if layer.rule == Rule::Kp {
-        let b = layer.feedback.take().expect("kp layers store B");
-        layer.feedback = Some(update(
-            b,
-            grad.clone(),
-            &mut state.feedback,
-            config,
-            lr,
-            true,
-        ));
-    }
-    layer.weight = update(
-        layer.weight.clone(),
+    step_weight_and_feedback(
+        layer.rule,
+        (&mut layer.weight, &mut layer.feedback),
         grad,
-        &mut state.weight,
+        (&mut state.weight, &mut state.feedback),
         config,
         lr,
-        true,
     );
 }
 

@@ -521,9 +521,12 @@ mod tests {
 
     fn write_png(path: &Path, value: u8) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        RgbImage::from_pixel(20, 16, Rgb([value, 255 - value, 7]))
-            .save(path)
-            .unwrap();
+        // A gradient, so that different crops and flips give different pixels.
+        RgbImage::from_fn(20, 16, |x, y| {
+            Rgb([value.wrapping_add(10 * x as u8), 255 - value, 15 * y as u8])
+        })
+        .save(path)
+        .unwrap();
     }
 
     /// `root/{train,val}/{a,b}/` with two PNGs per class and split.
