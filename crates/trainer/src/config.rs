@@ -668,21 +668,30 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
     let (key, raw) = arg
         .split_once('=')
         .ok_or_else(|| err("expected section.key=value"))?;
-    let (section, field) = key
-        .trim()
-        .split_once('.')
-        .ok_or_else(|| err("expected section.key=value, e.g. optim.lr=0.1"))?;
+    let path: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
+        return Err(err(
+            "expected section.key=value, e.g. optim.lr=0.1 or data.image_folder.workers=4",
+        ));
+    }
     let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("the key v was just parsed"),
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
-    let entry = table
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let section_table = entry
-        .as_table_mut()
-        .ok_or_else(|| err("that section is not a table in the file"))?;
-    section_table.insert(field.to_string(), value);
+    let (field, tables) = path.split_last().expect("at least two parts");
+    let mut current = table;
+    for (depth, part) in tables.iter().enumerate() {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            err(&format!(
+                "`{}` is a value, not a section",
+                tables[..=depth].join(".")
+            ))
+        })?;
+    }
+    current.insert(field.to_string(), value);
     Ok(())
 }
 
@@ -693,6 +702,33 @@ mod tests {
     fn parse(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
         let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         Config::from_toml(text, Path::new("exp.toml"), &o)
+    }
+
+    #[test]
+    fn nested_keys_override_with_the_same_checks() {
+        let c = parse(
+            "[data]\ndataset = \"image_folder\"\n",
+            &[
+                "data.image_folder.first_classes=7",
+                "data.image_folder.classes=[\"a\"]",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.data.image_folder.first_classes, Some(7));
+        assert_eq!(c.data.image_folder.classes, ["a"]);
+        let e = parse("", &["data.image_folder.nope=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = parse("[optim]\nlr = 0.1\n", &["optim.lr.x=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`optim.lr` is a value"), "{e}");
+        let e = parse("", &["optim.lr.x=1"]).unwrap_err().to_string();
+        assert!(
+            e.contains("optim.lr.x") && e.contains("expected f64"),
+            "{e}"
+        );
     }
 
     #[test]
