@@ -2,6 +2,7 @@
 //! leaves the previous checkpoint loadable, a truncated file is named, and checkpoints move
 //! between the CPU and wgpu.
 
+use crate::common::state;
 use crate::wgpu::wgpu_device;
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::trainer::atomic::temporary_path;
@@ -40,15 +41,6 @@ fn config(rule: &str, epochs: usize) -> Config {
 
 fn trainer(config: Config, device: Device) -> Trainer {
     Trainer::with_data(config, device, mnist()).expect("the trainer builds")
-}
-
-/// Every tensor of the checkpoint of `trainer`, by name, on the host.
-fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
-    Checkpoint::capture(trainer, Path::new("unused"))
-        .tensors
-        .into_iter()
-        .map(|(name, t)| (name, t.data))
-        .collect()
 }
 
 /// The metrics without the wall-clock figures.

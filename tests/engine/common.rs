@@ -2,8 +2,11 @@
 
 use biofeedback::core::init::{Rng, seeded_rng};
 use biofeedback::core::tensor_io::to_vec;
+use biofeedback::trainer::checkpoint::Checkpoint;
+use biofeedback::trainer::train::Trainer;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand_distr::{Distribution, Normal};
+use std::path::Path;
 
 /// A `[rows, cols]` tensor of N(0, 1) values drawn from `rng`.
 pub fn gaussian(rows: usize, cols: usize, rng: &mut Rng, device: &Device) -> Tensor<2> {
@@ -37,4 +40,13 @@ pub fn rel_err<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
 /// A fresh generator.
 pub fn rng(seed: u64) -> Rng {
     seeded_rng(seed)
+}
+
+/// Every tensor of the checkpoint of `trainer`, by name, on the host.
+pub fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
+    Checkpoint::capture(trainer, Path::new("unused"))
+        .tensors
+        .into_iter()
+        .map(|(name, t)| (name, t.data))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! ResNet-18 learns from the real CIFAR-10 batches (`../shared/data/cifar10`) with the shipped
 //! configs (narrowed for CI), and a ResNet run resumes exactly, BatchNorm statistics included.
 
+use crate::common::state;
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::trainer::checkpoint::Checkpoint;
 use biofeedback::trainer::config::Config;
@@ -86,15 +87,6 @@ fn resnet18_learns_cifar10_with_kolen_pollack_and_aligns_every_layer() {
             b.weight_angle_deg
         );
     }
-}
-
-/// Every tensor of a trainer's checkpoint, by name.
-fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
-    Checkpoint::capture(trainer, Path::new("unused"))
-        .tensors
-        .into_iter()
-        .map(|(name, t)| (name, t.data))
-        .collect()
 }
 
 #[test]

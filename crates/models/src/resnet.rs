@@ -181,11 +181,6 @@ impl ResNetCache {
         }
         inputs
     }
-
-    /// The fc's input, `[n, c]`.
-    pub fn features(&self) -> &Tensor<2> {
-        &self.features
-    }
 }
 
 impl ResNetConfig {

@@ -5,7 +5,7 @@
 //! | layer angles (final): run | fc1 W | fc1 delta | fc2 W | ...
 //! ```
 
-use crate::run_record::RunRecord;
+use crate::run_record::{self, RunRecord};
 use std::fmt::Write;
 
 /// The Markdown tables comparing `runs`: figures, then the last epoch's angles per layer
@@ -42,14 +42,7 @@ pub fn markdown(runs: &[RunRecord]) -> String {
             run.name, run.rule, run.dataset
         );
     }
-    let mut layers: Vec<String> = Vec::new();
-    for run in runs {
-        for layer in run.layers() {
-            if !layers.contains(&layer) {
-                layers.push(layer);
-            }
-        }
-    }
+    let layers = run_record::layers(runs);
     if layers.is_empty() {
         return out;
     }

@@ -108,9 +108,10 @@ impl Network {
         }
     }
 
-    /// `x` (`[n, c h w]`, flattened channel-major) in the network's input shape.
-    fn input<const D: usize>(x: Tensor<2>, shape: [usize; D]) -> Tensor<D> {
-        x.reshape(shape)
+    /// `x` (`[n, c h w]`, flattened channel-major) as images `[n, c, h, w]`.
+    fn images(x: Tensor<2>, [c, h, w]: ImageShape) -> Tensor<4> {
+        let n = x.dims()[0];
+        x.reshape([n, c, h, w])
     }
 
     /// Logits in evaluation mode (BatchNorm with running statistics).
@@ -120,10 +121,7 @@ impl Network {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
             Self::Mlp { model, .. } => model.forward(x),
-            Self::ResNet { model, shape, .. } => {
-                let n = x.dims()[0];
-                model.forward(Self::input(x, [n, shape[0], shape[1], shape[2]]))
-            }
+            Self::ResNet { model, shape, .. } => model.forward(Self::images(x, *shape)),
         }
     }
 
@@ -135,9 +133,7 @@ impl Network {
                 (logits, NetCache::Mlp(cache))
             }
             Self::ResNet { model, shape, .. } => {
-                let n = x.dims()[0];
-                let (logits, cache) =
-                    model.forward_train(Self::input(x, [n, shape[0], shape[1], shape[2]]));
+                let (logits, cache) = model.forward_train(Self::images(x, *shape));
                 (logits, NetCache::ResNet(Box::new(cache)))
             }
         }
@@ -206,13 +202,7 @@ impl Network {
         match self {
             Self::Mlp { model, .. } => mlp_alignment(model, loss, x, t),
             Self::ResNet { model, shape, .. } => {
-                let n = x.dims()[0];
-                resnet_alignment(
-                    model,
-                    loss,
-                    Self::input(x, [n, shape[0], shape[1], shape[2]]),
-                    t,
-                )
+                resnet_alignment(model, loss, Self::images(x, *shape), t)
             }
         }
     }

@@ -15,7 +15,7 @@
 //! with an embedded font (DejaVu Sans), so no system font library is needed.
 
 use crate::atomic::write_atomically;
-use crate::run_record::RunRecord;
+use crate::run_record::{self, RunRecord};
 use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -34,6 +34,15 @@ pub struct PlotError {
     pub path: PathBuf,
     /// What went wrong.
     pub what: String,
+}
+
+impl PlotError {
+    fn at(path: &Path, what: impl ToString) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
 }
 
 /// Ten colours that stay distinct (the "tab10" palette).
@@ -108,10 +117,8 @@ pub fn plot_runs(runs: &[RunRecord], out: &Path) -> Result<Vec<PathBuf>, PlotErr
         // The embedded file is a valid font; a failure would show as missing text, not a crash.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    std::fs::create_dir_all(out).map_err(|e| PlotError {
-        path: out.to_path_buf(),
-        what: format!("cannot create the folder: {e}"),
-    })?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| PlotError::at(out, format!("cannot create the folder: {e}")))?;
     let mut written = Vec::new();
     for figure in figures(runs) {
         let (w, h) = figure.size();
@@ -121,17 +128,11 @@ pub fn plot_runs(runs: &[RunRecord], out: &Path) -> Result<Vec<PathBuf>, PlotErr
             BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area(),
             &figure,
         )
-        .map_err(|what| PlotError {
-            path: png.clone(),
-            what,
-        })?;
+        .map_err(|what| PlotError::at(&png, what))?;
         let mut encoded = Vec::new();
         image::codecs::png::PngEncoder::new(&mut encoded)
             .write_image(&pixels, w, h, image::ExtendedColorType::Rgb8)
-            .map_err(|e| PlotError {
-                path: png.clone(),
-                what: e.to_string(),
-            })?;
+            .map_err(|e| PlotError::at(&png, e))?;
         save(&png, &encoded)?;
         written.push(png);
 
@@ -141,10 +142,7 @@ pub fn plot_runs(runs: &[RunRecord], out: &Path) -> Result<Vec<PathBuf>, PlotErr
             SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
             &figure,
         )
-        .map_err(|what| PlotError {
-            path: svg.clone(),
-            what,
-        })?;
+        .map_err(|what| PlotError::at(&svg, what))?;
         save(&svg, text.as_bytes())?;
         written.push(svg);
     }
@@ -152,10 +150,7 @@ pub fn plot_runs(runs: &[RunRecord], out: &Path) -> Result<Vec<PathBuf>, PlotErr
 }
 
 fn save(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    write_atomically(path, bytes).map_err(|e| PlotError {
-        path: path.to_path_buf(),
-        what: e.to_string(),
-    })
+    write_atomically(path, bytes).map_err(|e| PlotError::at(path, e))
 }
 
 /// Legend labels: each run's name, or its directory where names repeat.
@@ -226,15 +221,8 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
             a.delta_angle_global_deg
         }),
     ];
+    let layers = run_record::layers(runs);
     for (name, what, angle) in angles {
-        let mut layers: Vec<String> = Vec::new();
-        for run in runs {
-            for layer in run.layers() {
-                if !layers.contains(&layer) {
-                    layers.push(layer);
-                }
-            }
-        }
         let line = |run: &RunRecord, layer: &str| -> Vec<(f64, f64)> {
             run.layer_rows(layer)
                 .map(|a| (a.epoch as f64, angle(a)))

@@ -132,13 +132,7 @@ impl RunRecord {
 
     /// The layer names in network order (as `alignment.csv` lists them).
     pub fn layers(&self) -> Vec<String> {
-        let mut layers: Vec<String> = Vec::new();
-        for row in &self.alignment {
-            if !layers.contains(&row.layer) {
-                layers.push(row.layer.clone());
-            }
-        }
-        layers
+        layers(std::slice::from_ref(self))
     }
 
     /// The last epoch's figures, if an epoch was recorded.
@@ -165,6 +159,17 @@ impl RunRecord {
     pub fn last_alignment(&self, layer: &str) -> Option<&AlignmentRow> {
         self.alignment.iter().rfind(|r| r.layer == layer)
     }
+}
+
+/// Every layer name of `runs`, each once, in the order the runs list them.
+pub fn layers(runs: &[RunRecord]) -> Vec<String> {
+    let mut layers: Vec<String> = Vec::new();
+    for row in runs.iter().flat_map(|r| &r.alignment) {
+        if !layers.contains(&row.layer) {
+            layers.push(row.layer.clone());
+        }
+    }
+    layers
 }
 
 fn read(path: &Path) -> Result<String, RecordError> {

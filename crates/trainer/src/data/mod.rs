@@ -69,12 +69,19 @@ impl Dataset {
     /// `[indices.len(), classes]`.
     pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let mut x = Vec::with_capacity(indices.len() * self.dim);
+        for &i in indices {
+            x.extend_from_slice(&self.images[i * self.dim..(i + 1) * self.dim]);
+        }
+        (x, self.one_hot(indices))
+    }
+
+    /// One-hot targets of examples `indices`, `[indices.len(), classes]`.
+    fn one_hot(&self, indices: &[usize]) -> Vec<f32> {
         let mut t = vec![0.0; indices.len() * self.classes];
         for (row, &i) in indices.iter().enumerate() {
-            x.extend_from_slice(&self.images[i * self.dim..(i + 1) * self.dim]);
             t[row * self.classes + self.labels[i] as usize] = 1.0;
         }
-        (x, t)
+        t
     }
 
     /// Like [`Dataset::gather`], through the training transform when there is one (a
@@ -86,13 +93,7 @@ impl Dataset {
     ) -> (Vec<f32>, Vec<f32>) {
         match &self.augment {
             None => self.gather(indices),
-            Some(augment) => {
-                let mut t = vec![0.0; indices.len() * self.classes];
-                for (row, &i) in indices.iter().enumerate() {
-                    t[row * self.classes + self.labels[i] as usize] = 1.0;
-                }
-                (augment.batch(indices, rng), t)
-            }
+            Some(augment) => (augment.batch(indices, rng), self.one_hot(indices)),
         }
     }
 
