@@ -184,8 +184,8 @@ fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
     let checkpoint = Checkpoint::load(&from_cpu).unwrap();
     let mut gpu = trainer(checkpoint.config(&[]).unwrap(), wgpu_device());
     checkpoint.restore(&mut gpu).unwrap();
-    let (l_cpu, e_cpu, _) = cpu.evaluate(&cpu.data.test);
-    let (l_gpu, e_gpu, _) = gpu.evaluate(&gpu.data.test);
+    let (l_cpu, e_cpu, _) = cpu.evaluate(&cpu.data.test).unwrap();
+    let (l_gpu, e_gpu, _) = gpu.evaluate(&gpu.data.test).unwrap();
     assert!(
         (l_cpu - l_gpu).abs() < 1e-4 * l_cpu.abs().max(1.0),
         "{l_cpu} vs {l_gpu}"

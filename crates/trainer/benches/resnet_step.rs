@@ -2,14 +2,13 @@
 //! CIFAR-10 images) per learning rule on the CPU device: forward with train-mode BatchNorm,
 //! explicit backward through every `B`, SGD with Nesterov momentum (KP's `B` too), and for
 //! `wm` the mirror step of every layer that follows each minibatch in the shipped config.
-//! Also the image-folder loader: decoding and the training transform, in images per second.
+//! The image-folder loader has its own bench, `loader`.
 //!
 //! `cargo bench -p biofeedback-trainer --bench resnet_step`
 //! The PyTorch peer of the same step is `benches/peers/resnet18_step.py`.
 
 use biofeedback_models::Loss;
 use biofeedback_trainer::config::Config;
-use biofeedback_trainer::data::image_folder::{self, ImageFolderSection};
 use biofeedback_trainer::data::{self, Split};
 use biofeedback_trainer::network::Network;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -64,36 +63,4 @@ fn step(bencher: divan::Bencher, rule: &str) {
     };
     step();
     bencher.bench_local(step);
-}
-
-/// Decoding the 20 ImageNet validation photos (about 500x375 JPEG) to a shorter side of 256 on
-/// 2 threads: `images per second = 20 / time`.
-#[divan::bench(sample_count = 5, sample_size = 1)]
-fn decode_imagenet_sample(bencher: divan::Bencher) {
-    let dir = root().join("../shared/data/imagenet-sample");
-    let section = ImageFolderSection {
-        holdout_every: 1000,
-        ..Default::default()
-    };
-    bencher.bench_local(|| image_folder::load_sets(&dir, &section).expect("loads"));
-}
-
-/// The training transform (random resized crop to 224, flip, normalize) of a batch of 32
-/// ImageNet photos: `images per second = 32 / time`.
-#[divan::bench(sample_count = 10, sample_size = 1)]
-fn augment_batch_224(bencher: divan::Bencher) {
-    let dir = root().join("../shared/data/imagenet-sample");
-    let section = ImageFolderSection {
-        holdout_every: 1000,
-        ..Default::default()
-    };
-    let split = image_folder::load(&dir, &section).expect("loads");
-    let augment = split
-        .train
-        .augment
-        .clone()
-        .expect("augment is on by default");
-    let indices: Vec<usize> = (0..BATCH).map(|i| i % split.train.len()).collect();
-    let mut rng = biofeedback_core::init::seeded_rng(1);
-    bencher.bench_local(|| augment.batch(&indices, &mut rng));
 }

@@ -17,6 +17,8 @@
 //! metadata (strings)
 //!   format = "biofeedback-checkpoint-1", version, epoch (completed), config (resolved TOML),
 //!   best_epoch, best_value (by checkpoint.metric)
+//!   inside an epoch (checkpoint.every_steps / every_minutes), the progress into epoch+1:
+//!   step (steps done), loss_sum, correct, seen, seconds, data_wait
 //! ```
 //!
 //! The weight-mirror state is the `B` tensors themselves (the mirror phase before training is
@@ -28,7 +30,7 @@
 use crate::atomic::write_atomically;
 use crate::config::{Config, ConfigError};
 use crate::network::Network;
-use crate::train::{BestEpoch, Trainer};
+use crate::train::{BestEpoch, EpochProgress, Trainer};
 use biofeedback_core::FeedbackLinear;
 use biofeedback_core::optim::LinearMomentum;
 use biofeedback_core::tensor_io::to_vec;
@@ -121,6 +123,8 @@ pub struct Checkpoint {
     pub version: String,
     /// The best epoch so far.
     pub best: Option<BestEpoch>,
+    /// Progress into epoch `epoch + 1` (zero at an epoch boundary).
+    pub progress: EpochProgress,
     /// The tensors by name.
     pub tensors: BTreeMap<String, HostTensor>,
 }
@@ -189,6 +193,7 @@ impl Checkpoint {
             config_toml: trainer.config.to_toml(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             best: trainer.best,
+            progress: trainer.progress,
             tensors,
         }
     }
@@ -229,6 +234,19 @@ impl Checkpoint {
         if let Some(best) = self.best {
             meta.insert("best_epoch".into(), best.epoch.to_string());
             meta.insert("best_value".into(), best.value.to_string());
+        }
+        let p = &self.progress;
+        if p.step > 0 {
+            for (key, value) in [
+                ("step", p.step.to_string()),
+                ("loss_sum", p.loss_sum.to_string()),
+                ("correct", p.correct.to_string()),
+                ("seen", p.seen.to_string()),
+                ("seconds", p.seconds.to_string()),
+                ("data_wait", p.data_wait.to_string()),
+            ] {
+                meta.insert(key.into(), value);
+            }
         }
         let file =
             safetensors::serialize(views, Some(meta)).map_err(|e| CheckpointError::Format {
@@ -281,6 +299,17 @@ impl Checkpoint {
             }),
             false => None,
         };
+        let progress = match meta.contains_key("step") {
+            true => EpochProgress {
+                step: number("step")? as usize,
+                loss_sum: number("loss_sum")?,
+                correct: number("correct")? as u64,
+                seen: number("seen")? as u64,
+                seconds: number("seconds")?,
+                data_wait: number("data_wait")?,
+            },
+            false => EpochProgress::default(),
+        };
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
             if view.dtype() != Dtype::F32 {
@@ -308,6 +337,7 @@ impl Checkpoint {
             config_toml: get("config")?,
             version: get("version")?,
             best,
+            progress,
             tensors,
         })
     }
@@ -400,6 +430,7 @@ impl Checkpoint {
         }
         trainer.epochs_done = self.epoch;
         trainer.best = self.best;
+        trainer.progress = self.progress;
         Ok(())
     }
 

@@ -94,6 +94,7 @@ mod tests {
                 test_top5_error: e / 10.0,
                 seconds: 2.0,
                 examples_per_second: 1.0,
+                data_wait_seconds: 0.0,
             })
             .collect();
         RunRecord {

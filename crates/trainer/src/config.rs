@@ -29,6 +29,7 @@
 //! ```
 
 use crate::data::image_folder::ImageFolderSection;
+use crate::data::loader::LoaderConfig;
 use crate::schedule::{LrSchedule, Schedule};
 use biofeedback_core::{Activation, BnFeedback, Init, MirrorConfig, Rule, SgdConfig};
 use biofeedback_models::{BnPosition, Depth, Loss, MlpConfig, ResNetConfig, Stem};
@@ -70,6 +71,9 @@ pub struct RunSection {
     pub seed: u64,
     /// Training epochs. Default 10.
     pub epochs: usize,
+    /// Cap on the training steps of an epoch (0: the whole training set), for smoke tests
+    /// and quick looks at a big data set. Default 0.
+    pub steps_per_epoch: usize,
 }
 
 impl Default for RunSection {
@@ -78,6 +82,7 @@ impl Default for RunSection {
             name: "run".into(),
             seed: 1,
             epochs: 10,
+            steps_per_epoch: 0,
         }
     }
 }
@@ -121,6 +126,15 @@ pub struct DataSection {
     pub train_limit: Option<usize>,
     /// Use only the first N test examples. Default: all.
     pub test_limit: Option<usize>,
+    /// Evaluate on N held-out examples drawn evenly across the classes (a quick look at a big
+    /// set; unlike `test_limit`, a class-sorted folder keeps every class). Default: all.
+    pub eval_limit: Option<usize>,
+    /// Loader threads that read, decode, crop and normalize batches (0: on the training
+    /// thread). Default 2.
+    pub workers: usize,
+    /// Batches the loader prepares ahead of the training step. Memory holds about
+    /// `prefetch + 1` batches, whatever the size of the data set. Default 4.
+    pub prefetch: usize,
     /// Pixel scaling, `unit` or `standardize`. Default `unit`. (Image folders normalize with
     /// `data.image_folder.mean` and `std` instead.)
     pub normalize: Normalize,
@@ -136,6 +150,9 @@ impl Default for DataSection {
             shuffle: true,
             train_limit: None,
             test_limit: None,
+            eval_limit: None,
+            workers: 2,
+            prefetch: 4,
             normalize: Normalize::Unit,
             image_folder: ImageFolderSection::default(),
         }
@@ -319,6 +336,8 @@ impl Default for MetricsSection {
 /// ```toml
 /// [checkpoint]
 /// every = 1                  # write checkpoints/last.safetensors every N epochs (and at the end)
+/// every_steps = 0            # and inside an epoch every N steps (0: never)
+/// every_minutes = 0.0        # and inside an epoch every M minutes (0: never)
 /// save_best = true           # also keep checkpoints/best.safetensors
 /// metric = "test_top1_error" # what "best" means (lowest wins)
 /// ```
@@ -327,6 +346,12 @@ impl Default for MetricsSection {
 pub struct CheckpointSection {
     /// Write the `last` checkpoint every this many epochs, and after the final one. Default 1.
     pub every: usize,
+    /// Also write it inside an epoch every this many training steps (0: never); `--resume`
+    /// continues at that step. Default 0.
+    pub every_steps: usize,
+    /// Also write it inside an epoch when this many minutes have passed since the last one
+    /// (0: never). Default 0.
+    pub every_minutes: f64,
     /// Keep a `best` checkpoint too. Default true.
     pub save_best: bool,
     /// The figure that decides `best`; lower is better. Default `test_top1_error`.
@@ -337,6 +362,8 @@ impl Default for CheckpointSection {
     fn default() -> Self {
         Self {
             every: 1,
+            every_steps: 0,
+            every_minutes: 0.0,
             save_best: true,
             metric: BestMetric::TestTop1Error,
         }
@@ -557,10 +584,28 @@ impl Config {
             "a number in (0, 1]",
         )?;
         check(
-            f.workers > 0,
-            "data.image_folder.workers",
-            f.workers,
+            f.holdout_every >= 2,
+            "data.image_folder.holdout_every",
+            f.holdout_every,
+            "at least 2 (every N-th image of a class is held out)",
+        )?;
+        check(
+            self.data.prefetch > 0,
+            "data.prefetch",
+            self.data.prefetch,
             "at least 1",
+        )?;
+        check(
+            self.data.eval_limit != Some(0),
+            "data.eval_limit",
+            0,
+            "at least 1",
+        )?;
+        check(
+            self.checkpoint.every_minutes.is_finite() && self.checkpoint.every_minutes >= 0.0,
+            "checkpoint.every_minutes",
+            self.checkpoint.every_minutes,
+            "a number >= 0",
         )?;
         check(
             self.model.width > 0,
@@ -635,6 +680,15 @@ impl Config {
         }
     }
 
+    /// How the data loader runs (`data.workers`, or the deprecated
+    /// `data.image_folder.workers` when given; `data.prefetch`).
+    pub fn loader(&self) -> LoaderConfig {
+        LoaderConfig {
+            workers: self.data.image_folder.workers.unwrap_or(self.data.workers),
+            prefetch: self.data.prefetch,
+        }
+    }
+
     /// The learning-rate schedule.
     pub fn lr_schedule(&self) -> LrSchedule {
         LrSchedule {
@@ -671,7 +725,7 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
     let path: Vec<&str> = key.trim().split('.').map(str::trim).collect();
     if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
         return Err(err(
-            "expected section.key=value, e.g. optim.lr=0.1 or data.image_folder.workers=4",
+            "expected section.key=value, e.g. optim.lr=0.1 or data.image_folder.first_classes=10",
         ));
     }
     let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {

@@ -173,7 +173,7 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
             }
             let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
             let config = checkpoint.config(&overrides)?;
-            if checkpoint.epoch >= config.run.epochs {
+            if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
                 bail!(
                     "run {} has done all {} of its epochs; continue it with --set run.epochs=N \
                      (N > {})",
@@ -213,13 +213,36 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
         trainer.data.test.len(),
         trainer.net.describe()
     );
-    if trainer.epochs_done > 0 {
+    info!(
+        "loader: {} workers, {} batches prefetched; {} steps per epoch",
+        config.loader().workers,
+        config.loader().prefetch,
+        trainer.steps_per_epoch()
+    );
+    if trainer.epochs_done > 0 || trainer.progress.step > 0 {
         info!(
-            "resuming after epoch {} of {}",
-            trainer.epochs_done, config.run.epochs
+            "resuming after epoch {} of {}{}",
+            trainer.epochs_done,
+            config.run.epochs,
+            match trainer.progress.step {
+                0 => String::new(),
+                step => format!(", at step {step} of epoch {}", trainer.epochs_done + 1),
+            }
         );
     }
-    trainer.run_with(|trainer, report| record_epoch(trainer, report, &mut dir))?;
+    let last = dir.last_checkpoint();
+    trainer.run_hooked(
+        |trainer| {
+            Checkpoint::capture(trainer, &last).save()?;
+            info!(
+                "checkpoint at epoch {} step {}",
+                trainer.epochs_done + 1,
+                trainer.progress.step
+            );
+            Ok::<(), anyhow::Error>(())
+        },
+        |trainer, report| record_epoch(trainer, report, &mut dir),
+    )?;
     info!("run directory: {}", dir.path.display());
     Ok(())
 }
@@ -257,9 +280,9 @@ fn eval(
         overrides.push(format!("data.dir={}", toml_string(dir)));
     }
     let config = checkpoint.config(&overrides)?;
-    let mut trainer = Trainer::new(config, choice.create()?)?;
+    let mut trainer = Trainer::for_eval(config, choice.create()?)?;
     checkpoint.restore(&mut trainer)?;
-    let (loss, top1, top5) = trainer.evaluate(&trainer.data.test);
+    let (loss, top1, top5) = trainer.evaluate(&trainer.data.test)?;
     println!(
         "{} (epoch {}, rule {}): test_loss {loss:.4}  test_top1_error {top1:.2}%  \
          test_top5_error {top5:.2}%  on {} test examples",
@@ -267,6 +290,14 @@ fn eval(
         checkpoint.epoch,
         trainer.config.algorithm.rule,
         trainer.data.test.len()
+    );
+    println!(
+        "alignment on {} held-out examples drawn across classes:",
+        trainer
+            .config
+            .metrics
+            .eval_batch
+            .min(trainer.data.test.len())
     );
     println!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
     for l in trainer.alignment() {

@@ -385,6 +385,7 @@ mod tests {
                 test_top5_error: 5.0 / e as f64,
                 seconds: 1.0,
                 examples_per_second: 1.0,
+                data_wait_seconds: 0.0,
             })
             .collect();
         let alignment = (1..=3)

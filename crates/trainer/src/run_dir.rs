@@ -8,7 +8,7 @@
 //! runs/<name>/results.json    final and best figures, rewritten after every epoch
 //! runs/<name>/checkpoints/last.safetensors, best.safetensors
 //! runs/<name>/metrics.csv     epoch,train_loss,train_top1_error,test_loss,test_top1_error,
-//!                             test_top5_error,seconds,examples_per_second
+//!                             test_top5_error,seconds,examples_per_second,data_wait_seconds
 //! runs/<name>/alignment.csv   epoch,layer,weight_angle_deg,delta_angle_global_deg,
 //!                             delta_angle_local_deg,norm_ratio
 //! ```
@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 
 /// Header of `metrics.csv`.
 pub const METRICS_HEADER: &str = "epoch,train_loss,train_top1_error,test_loss,test_top1_error,\
-                                  test_top5_error,seconds,examples_per_second";
+                                  test_top5_error,seconds,examples_per_second,data_wait_seconds";
+/// Header of `metrics.csv` before `data_wait_seconds` (0.1): read, and rewritten on resume.
+pub const METRICS_HEADER_V1: &str = "epoch,train_loss,train_top1_error,test_loss,\
+                                     test_top1_error,test_top5_error,seconds,examples_per_second";
 /// Header of `alignment.csv`.
 pub const ALIGNMENT_HEADER: &str = "epoch,layer,weight_angle_deg,delta_angle_global_deg,\
                                     delta_angle_local_deg,norm_ratio";
@@ -88,11 +91,12 @@ impl RunDir {
     /// stopped, but not covered by the checkpoint) and appends from there.
     pub fn resume(path: &Path, config: &Config, epochs_done: usize) -> std::io::Result<Self> {
         std::fs::write(path.join("config.toml"), config.to_toml())?;
-        let keep = |name: &str, header: &str| -> std::io::Result<Vec<String>> {
+        let keep = |name: &str, header: &str, old: &str| -> std::io::Result<Vec<String>> {
             let file = path.join(name);
             let text = std::fs::read_to_string(&file)?;
             let mut lines = text.lines();
-            if lines.next() != Some(header) {
+            let first = lines.next();
+            if first != Some(header) && first != Some(old) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{}: expected the header `{header}`", file.display()),
@@ -105,7 +109,10 @@ impl RunDir {
                         .and_then(|e| e.parse::<usize>().ok())
                         .is_some_and(|e| e <= epochs_done)
                 })
-                .map(str::to_string)
+                .map(|l| match first == Some(old) && old != header {
+                    true => format!("{l},0"),
+                    false => l.to_string(),
+                })
                 .collect();
             let mut body = format!("{header}\n");
             for row in &rows {
@@ -115,8 +122,8 @@ impl RunDir {
             write_atomically(&file, body.as_bytes())?;
             Ok(rows)
         };
-        let rows = keep("metrics.csv", METRICS_HEADER)?;
-        keep("alignment.csv", ALIGNMENT_HEADER)?;
+        let rows = keep("metrics.csv", METRICS_HEADER, METRICS_HEADER_V1)?;
+        keep("alignment.csv", ALIGNMENT_HEADER, ALIGNMENT_HEADER)?;
         let history = rows
             .iter()
             .map(|row| parse_metrics_row(row))
@@ -163,7 +170,7 @@ impl RunDir {
         let m = &report.metrics;
         writeln!(
             self.metrics,
-            "{},{:.6},{:.4},{:.6},{:.4},{:.4},{:.3},{:.1}",
+            "{},{:.6},{:.4},{:.6},{:.4},{:.4},{:.3},{:.1},{:.3}",
             m.epoch,
             m.train_loss,
             m.train_top1_error,
@@ -171,7 +178,8 @@ impl RunDir {
             m.test_top1_error,
             m.test_top5_error,
             m.seconds,
-            m.examples_per_second
+            m.examples_per_second,
+            m.data_wait_seconds
         )?;
         for l in &report.layers {
             writeln!(
@@ -231,10 +239,11 @@ pub fn last_checkpoint(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last.safetensors")
 }
 
-/// One row of `metrics.csv` read back (`None` if it is not one).
+/// One row of `metrics.csv` read back, with or without `data_wait_seconds` (`None` if it is
+/// not one).
 pub(crate) fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
     let f: Vec<&str> = row.split(',').collect();
-    if f.len() != 8 {
+    if f.len() != 8 && f.len() != 9 {
         return None;
     }
     let x = |i: usize| f[i].parse::<f64>().ok();
@@ -247,6 +256,10 @@ pub(crate) fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
         test_top5_error: x(5)?,
         seconds: x(6)?,
         examples_per_second: x(7)?,
+        data_wait_seconds: match f.len() {
+            9 => x(8)?,
+            _ => 0.0,
+        },
     })
 }
 
@@ -266,14 +279,16 @@ pub fn fresh_run_dir(root: &Path, name: &str) -> PathBuf {
 pub fn summary_line(report: &EpochReport, epochs: usize) -> String {
     let m = &report.metrics;
     let mut line = format!(
-        "epoch {}/{}  train_loss {:.4}  test_loss {:.4}  test_err {:.2}%  {:.1}s ({:.0} ex/s)",
+        "epoch {}/{}  train_loss {:.4}  test_loss {:.4}  test_err {:.2}%  {:.1}s ({:.0} ex/s, \
+         {:.1}s waiting for data)",
         m.epoch,
         epochs,
         m.train_loss,
         m.test_loss,
         m.test_top1_error,
         m.seconds,
-        m.examples_per_second
+        m.examples_per_second,
+        m.data_wait_seconds
     );
     for l in &report.layers {
         line.push_str(&format!(

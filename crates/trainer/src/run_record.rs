@@ -5,7 +5,7 @@
 //! `alignment.csv`; see [`crate::run_dir`] for their layout. Every failure names the file and,
 //! for CSV rows, the line.
 
-use crate::run_dir::{ALIGNMENT_HEADER, METRICS_HEADER, parse_metrics_row};
+use crate::run_dir::{ALIGNMENT_HEADER, METRICS_HEADER, METRICS_HEADER_V1, parse_metrics_row};
 use crate::train::EpochMetrics;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -111,12 +111,14 @@ impl RunRecord {
                 path: config_path.clone(),
                 what: format!("`run.epochs` is {epochs}, expected a count"),
             })?;
-        let metrics = rows(&dir.join("metrics.csv"), METRICS_HEADER, |row| {
-            parse_metrics_row(row)
-        })?;
+        let metrics = rows(
+            &dir.join("metrics.csv"),
+            [METRICS_HEADER, METRICS_HEADER_V1],
+            parse_metrics_row,
+        )?;
         let alignment = rows(
             &dir.join("alignment.csv"),
-            ALIGNMENT_HEADER,
+            [ALIGNMENT_HEADER; 2],
             parse_alignment_row,
         )?;
         Ok(Self {
@@ -180,14 +182,16 @@ fn read(path: &Path) -> Result<String, RecordError> {
 }
 
 /// The rows of the CSV file `path` after its `header`, each parsed by `parse`.
+/// The rows of a CSV file whose first line is one of `headers` (the current one first).
 fn rows<T>(
     path: &Path,
-    header: &str,
+    headers: [&str; 2],
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Vec<T>, RecordError> {
+    let header = headers[0];
     let text = read(path)?;
     let mut lines = text.lines();
-    if lines.next() != Some(header) {
+    if !lines.next().is_some_and(|h| headers.contains(&h)) {
         return Err(RecordError::Format {
             path: path.to_path_buf(),
             what: format!("expected the header `{header}` on line 1"),

@@ -1,18 +1,39 @@
 //! The training loop: engaged mode (forward, explicit backward through each layer's `B`,
 //! SGD) and, for weight mirrors, mirror mode before training and after every minibatch.
+//!
+//! Batches come from the [`crate::data::loader`] on worker threads. The training loss and
+//! accuracy accumulate on the device and are read to the host only every
+//! [`READ_EVERY`] steps, at checkpoints and at the end of the epoch, so a GPU queue does not
+//! stall on every step; a non-finite loss stops the run at the first read, naming the steps,
+//! before anything is evaluated or saved.
+//!
+//! Everything random in an epoch is derived from `(run.seed, epoch)`: the shuffled order,
+//! each example's crop and flip (from `(seed, epoch, batch, example)`), the mirror noise
+//! after step `s` (from `(seed, epoch, s)`). So an epoch can be resumed at any step and
+//! repeats the uninterrupted run bit for bit.
 
 use crate::config::{BestMetric, Config};
-use crate::data::{self, DataError, Dataset, Split};
+use crate::data::loader::{Batch, Batches, item_seed, read_batch};
+use crate::data::{self, DataError, Source, Sources, Splits, across_classes};
 use crate::network::Network;
 use biofeedback_core::Rule;
 use biofeedback_core::init::{Rng, seeded_rng};
-use biofeedback_core::tensor_io::{scalar, to_vec};
+use biofeedback_core::tensor_io::to_vec;
 use biofeedback_models::Loss;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use thiserror::Error;
+use tracing::{info, warn};
+
+/// Whether this process has logged its first training step.
+static FIRST_STEP_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Steps between two reads of the device's loss and accuracy sums.
+pub const READ_EVERY: usize = 50;
 
 /// Figures of one epoch (errors in percent).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -33,6 +54,8 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Training examples per second.
     pub examples_per_second: f64,
+    /// Seconds the training step waited for the data loader (included in `seconds`).
+    pub data_wait_seconds: f64,
 }
 
 impl EpochMetrics {
@@ -89,20 +112,60 @@ pub enum TrainError {
     Data(#[from] DataError),
     /// The loss became NaN or infinite.
     #[error(
-        "the training loss became {value} at epoch {epoch}, step {step}: training diverged \
-         (lower optim.lr, or check the data)"
+        "the training loss became {value} at epoch {epoch}, within steps {first}..={last}: \
+         training diverged (lower optim.lr, or check the data)"
     )]
     NonFiniteLoss {
         /// Epoch, from 1.
         epoch: usize,
-        /// Step within the epoch, from 1.
-        step: usize,
-        /// The loss value.
+        /// The first step (from 1) since the last finite read.
+        first: usize,
+        /// The step of the read that found it.
+        last: usize,
+        /// The loss sum read.
         value: f64,
     },
+    /// A hook of the caller (a mid-epoch checkpoint) failed.
+    #[error(transparent)]
+    Hook(Box<dyn std::error::Error + Send + Sync>),
     /// The data does not fit the model.
     #[error("{0}")]
     Shape(String),
+}
+
+/// How far a run is into the epoch after [`Trainer::epochs_done`]: the steps done and the
+/// sums of the figures so far (all zero at an epoch boundary). A mid-epoch checkpoint stores
+/// it, so a resumed epoch reports what the uninterrupted one would.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EpochProgress {
+    /// Training steps done in the epoch.
+    pub step: usize,
+    /// Sum over the steps done of the batch's mean loss times its size (an f32 sum of the
+    /// device, held exactly).
+    pub loss_sum: f64,
+    /// Training examples classified correctly so far.
+    pub correct: u64,
+    /// Training examples seen so far.
+    pub seen: u64,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// Seconds spent waiting for data so far.
+    pub data_wait: f64,
+}
+
+/// What the training part of an epoch gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainFigures {
+    /// Mean training loss over the examples seen.
+    pub loss: f64,
+    /// Top-1 error over the examples as seen, percent.
+    pub top1_error: f64,
+    /// Examples seen.
+    pub seen: u64,
+    /// Wall seconds of the epoch's training.
+    pub seconds: f64,
+    /// Seconds waiting for the loader.
+    pub data_wait: f64,
 }
 
 /// The state of a run: data, network, optimizer and random generator.
@@ -111,16 +174,17 @@ pub struct Trainer {
     pub config: Config,
     /// The device everything runs on.
     pub device: Device,
-    /// Training and test data on the host.
-    pub data: Split,
+    /// Training and test data, read on demand.
+    pub data: Sources,
     /// The network with its optimizer state.
     pub net: Network,
-    /// Generator of shuffling, augmentation and mirror noise, re-seeded from
-    /// `(run.seed, epoch)` at the start of every epoch. Host-side, so a run depends on
-    /// nothing another thread draws.
+    /// Generator of the mirror phase before training (after the initialisation's draws).
+    /// Epochs derive theirs from `(run.seed, epoch)`.
     pub rng: Rng,
     /// Epochs completed (0 before training; restored from a checkpoint on resume).
     pub epochs_done: usize,
+    /// Progress inside the next epoch (restored from a mid-epoch checkpoint).
+    pub progress: EpochProgress,
     /// The best epoch so far by `checkpoint.metric`.
     pub best: Option<BestEpoch>,
     loss: Loss,
@@ -129,14 +193,27 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Loads the data and builds the network the config describes on `device`.
+    /// Opens the data (both splits) and builds the network the config describes on `device`.
     pub fn new(config: Config, device: Device) -> Result<Self, TrainError> {
-        let data = data::load(&config.data)?;
+        let data = data::open(&config.data, Splits::Both)?;
         Self::with_data(config, device, data)
     }
 
-    /// Like [`Trainer::new`] with data already in memory.
-    pub fn with_data(config: Config, device: Device, data: Split) -> Result<Self, TrainError> {
+    /// A trainer for evaluating a checkpoint: only the held-out split is read, and the
+    /// alignment batch is drawn from it.
+    pub fn for_eval(config: Config, device: Device) -> Result<Self, TrainError> {
+        let data = data::open(&config.data, Splits::Eval)?;
+        Self::with_data(config, device, data)
+    }
+
+    /// Like [`Trainer::new`] with data already opened (an in-memory [`data::Split`] or
+    /// [`Sources`]).
+    pub fn with_data(
+        config: Config,
+        device: Device,
+        data: impl Into<Sources>,
+    ) -> Result<Self, TrainError> {
+        let data: Sources = data.into();
         if data.train.is_empty() || data.test.is_empty() {
             return Err(TrainError::Shape(format!(
                 "the data set is empty ({} training, {} test examples)",
@@ -149,14 +226,15 @@ impl Trainer {
         let net = Network::build(
             &config,
             data.train.shape(),
-            data.train.classes,
+            data.train.classes(),
             &mut rng,
             &device,
         )?;
-        let n_eval = config.metrics.eval_batch.min(data.train.len());
-        let (x, t) = data.train.gather(&(0..n_eval).collect::<Vec<_>>());
-        let eval_x = matrix(x, n_eval, data.train.dim, &device);
-        let eval_t = matrix(t, n_eval, data.train.classes, &device);
+        // The fixed alignment batch: drawn across classes, read once through the
+        // evaluation transform.
+        let chosen = across_classes(data.train.as_ref(), config.metrics.eval_batch);
+        let batch = read_batch(data.train.as_ref(), 0, &chosen, None)?;
+        let (eval_x, eval_t) = tensors(batch, data.train.as_ref(), &device);
         Ok(Self {
             loss: config.model.loss,
             config,
@@ -165,6 +243,7 @@ impl Trainer {
             net,
             rng,
             epochs_done: 0,
+            progress: EpochProgress::default(),
             best: None,
             eval_x,
             eval_t,
@@ -186,15 +265,28 @@ impl Trainer {
     /// (to checkpoint it).
     pub fn run_with<E: From<TrainError>>(
         &mut self,
+        on_epoch: impl FnMut(&Self, &EpochReport) -> Result<(), E>,
+    ) -> Result<Vec<EpochReport>, E> {
+        self.run_hooked(|_| Ok(()), on_epoch)
+    }
+
+    /// Like [`Trainer::run_with`], and `on_checkpoint` sees the trainer inside an epoch
+    /// whenever `checkpoint.every_steps` or `checkpoint.every_minutes` says a checkpoint is
+    /// due (its [`Trainer::progress`] then says where in the epoch it is).
+    pub fn run_hooked<E: From<TrainError>>(
+        &mut self,
+        mut on_checkpoint: impl FnMut(&Self) -> Result<(), E>,
         mut on_epoch: impl FnMut(&Self, &EpochReport) -> Result<(), E>,
     ) -> Result<Vec<EpochReport>, E> {
-        if self.epochs_done == 0 {
+        if self.epochs_done == 0 && self.progress.step == 0 {
             self.mirror_phase();
         }
         let mut reports = Vec::new();
         for epoch in self.epochs_done + 1..=self.config.run.epochs {
-            let report = self.epoch(epoch)?;
+            let train = self.train_epoch_hooked(epoch, &mut on_checkpoint)?;
+            let report = self.report(epoch, train)?;
             self.epochs_done = epoch;
+            self.progress = EpochProgress::default();
             let value = report.metrics.value(self.config.checkpoint.metric);
             if self.best.is_none_or(|b| value < b.value) {
                 self.best = Some(BestEpoch { epoch, value });
@@ -205,13 +297,21 @@ impl Trainer {
         Ok(reports)
     }
 
+    /// Steps per epoch: all batches of the training set, or `run.steps_per_epoch` if smaller.
+    pub fn steps_per_epoch(&self) -> usize {
+        let all = self.data.train.len().div_ceil(self.config.optim.batch_size);
+        match self.config.run.steps_per_epoch {
+            0 => all,
+            cap => all.min(cap),
+        }
+    }
+
     /// The mirror steps before training (`wm` only): `mirror.steps_before` plus
     /// `mirror.epochs_before` epochs' worth of minibatches.
     pub fn mirror_phase(&mut self) {
         if self.config.algorithm.rule == Rule::Wm {
-            let per_epoch = self.data.train.len().div_ceil(self.config.optim.batch_size);
-            let steps =
-                self.config.mirror.steps_before + self.config.mirror.epochs_before * per_epoch;
+            let steps = self.config.mirror.steps_before
+                + self.config.mirror.epochs_before * self.steps_per_epoch();
             let bar = progress(steps as u64, "mirror");
             for _ in 0..steps {
                 self.mirror();
@@ -223,91 +323,171 @@ impl Trainer {
 
     /// One epoch of training followed by the test evaluation and the alignment metrics.
     pub fn epoch(&mut self, epoch: usize) -> Result<EpochReport, TrainError> {
-        let (train_loss, train_top1_error, seconds) = self.train_epoch(epoch)?;
-        let (test_loss, test_top1_error, test_top5_error) = self.evaluate(&self.data.test);
-        let n = self.data.train.len() as f64;
+        let train = self.train_epoch(epoch)?;
+        self.report(epoch, train)
+    }
+
+    /// The report of epoch `epoch` after its training gave `train`.
+    fn report(&self, epoch: usize, train: TrainFigures) -> Result<EpochReport, TrainError> {
+        let (test_loss, test_top1_error, test_top5_error) = self.evaluate(&self.data.test)?;
         Ok(EpochReport {
             metrics: EpochMetrics {
                 epoch,
-                train_loss,
-                train_top1_error,
+                train_loss: train.loss,
+                train_top1_error: train.top1_error,
                 test_loss,
                 test_top1_error,
                 test_top5_error,
-                seconds,
-                examples_per_second: n / seconds,
+                seconds: train.seconds,
+                examples_per_second: train.seen as f64 / train.seconds,
+                data_wait_seconds: train.data_wait,
             },
             layers: self.alignment(),
         })
     }
 
-    /// Trains one epoch; returns the mean loss, the top-1 error (percent) over the batches
-    /// as seen, and the seconds taken.
-    ///
-    /// The host generator (shuffling, augmentation, mirror noise) and the device's are
-    /// re-seeded from
-    /// `(run.seed, epoch)` first, so an epoch depends only on the parameters and optimizer
-    /// state it starts from: a run resumed from a checkpoint repeats the uninterrupted run.
-    pub fn train_epoch(&mut self, epoch: usize) -> Result<(f64, f64, f64), TrainError> {
+    /// Trains epoch `epoch` (from [`Trainer::progress`] on).
+    pub fn train_epoch(&mut self, epoch: usize) -> Result<TrainFigures, TrainError> {
+        self.train_epoch_hooked(epoch, &mut |_: &Self| Ok::<(), TrainError>(()))
+    }
+
+    /// The batches of epoch `epoch`: the training set in the order shuffled from the
+    /// epoch's seed, cut into `optim.batch_size`, at most `run.steps_per_epoch` of them.
+    pub fn epoch_plan(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        if self.config.data.shuffle {
+            order.shuffle(&mut seeded_rng(epoch_seed(self.config.run.seed, epoch)));
+        }
+        order
+            .chunks(self.config.optim.batch_size)
+            .take(self.steps_per_epoch())
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    /// Trains epoch `epoch` from step [`EpochProgress::step`], calling `on_checkpoint` when
+    /// a mid-epoch checkpoint is due.
+    pub fn train_epoch_hooked<E: From<TrainError>>(
+        &mut self,
+        epoch: usize,
+        on_checkpoint: &mut impl FnMut(&Self) -> Result<(), E>,
+    ) -> Result<TrainFigures, E> {
         let start = Instant::now();
         let seed = epoch_seed(self.config.run.seed, epoch);
-        self.rng = seeded_rng(seed);
         self.device.seed(seed);
-        let train = &self.data.train;
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        if self.config.data.shuffle {
-            order.shuffle(&mut self.rng);
-        }
-        let batch = self.config.optim.batch_size;
+        let plan = self.epoch_plan(epoch);
+        let steps = plan.len();
+        let first = self.progress.step;
+        let at_start = self.progress;
+        let train = self.data.train.clone();
+        let mut batches =
+            Batches::new(train.clone(), plan, first, Some(seed), self.config.loader());
         let schedule = self.config.lr_schedule();
-        let steps = order.len().div_ceil(batch);
         let mirror = self.config.mirror();
         let mirror_steps = match self.config.algorithm.rule {
             Rule::Wm => self.config.mirror.steps_per_batch,
             _ => 0,
         };
+        let mirror_seed = seed ^ 0x6D69_7272_6F72_0000;
         let bar = progress(steps as u64, &format!("epoch {epoch}"));
-        let mut loss_sum = 0.0;
-        let mut correct = Tensor::<1, Int>::zeros([1], &self.device);
-        for (step, indices) in order.chunks(batch).enumerate() {
-            let (x, t) = train.gather_train(indices, &mut self.rng);
-            let x = matrix(x, indices.len(), train.dim, &self.device);
-            let t = matrix(t, indices.len(), train.classes, &self.device);
-            let (logits, cache) = self.net.forward_train(x);
-            correct = correct
-                + logits
-                    .clone()
-                    .argmax(1)
-                    .equal(t.clone().argmax(1))
-                    .int()
-                    .sum();
-            let (loss, dlogits) = self.loss.loss_and_grad(logits, t);
-            let loss = scalar(loss);
-            if !loss.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    epoch,
-                    step: step + 1,
-                    value: loss,
-                });
+        bar.set_position(first as u64);
+        let mut loss_sum = Tensor::<1>::from_data(
+            TensorData::new(vec![self.progress.loss_sum as f32], [1]),
+            &self.device,
+        );
+        let mut correct = Tensor::<1, Int>::from_data(
+            TensorData::new(vec![self.progress.correct as i64], [1]),
+            &self.device,
+        );
+        let mut seen = self.progress.seen;
+        let mut last_read = first;
+        let mut last_checkpoint = Instant::now();
+        let every_steps = self.config.checkpoint.every_steps;
+        let every_minutes = self.config.checkpoint.every_minutes;
+        for step in first..steps {
+            let batch = batches
+                .next()
+                .expect("the plan has this batch")
+                .map_err(TrainError::from)?;
+            if !batch.is_empty() {
+                let n = batch.len();
+                let (x, t) = tensors(batch, train.as_ref(), &self.device);
+                let (logits, cache) = self.net.forward_train(x);
+                correct = correct
+                    + logits
+                        .clone()
+                        .argmax(1)
+                        .equal(t.clone().argmax(1))
+                        .int()
+                        .sum();
+                let (loss, dlogits) = self.loss.loss_and_grad(logits, t);
+                loss_sum = loss_sum + loss * n as f32;
+                seen += n as u64;
+                self.net
+                    .step(cache, dlogits, schedule.lr(epoch, step, steps));
             }
-            loss_sum += loss * indices.len() as f64;
-            self.net
-                .step(cache, dlogits, schedule.lr(epoch, step, steps));
+            if step == first && !FIRST_STEP_LOGGED.swap(true, Ordering::Relaxed) {
+                info!(
+                    "first training step done ({:.1} s in its epoch, {:.1} s of it waiting for data)",
+                    start.elapsed().as_secs_f64(),
+                    batches.waited().as_secs_f64()
+                );
+            }
             if (step + 1) % self.config.mirror.every == 0 {
+                let mut rng = seeded_rng(item_seed(mirror_seed, step, 0));
                 for _ in 0..mirror_steps {
-                    self.net.mirror(&mirror, self.loss, &mut self.rng);
+                    self.net.mirror(&mirror, self.loss, &mut rng);
+                }
+            }
+            let done = step + 1;
+            let due = done < steps
+                && ((every_steps > 0 && done.is_multiple_of(every_steps))
+                    || (every_minutes > 0.0
+                        && last_checkpoint.elapsed().as_secs_f64() >= 60.0 * every_minutes));
+            if due || done == steps || done - last_read >= READ_EVERY {
+                let sum = to_vec(loss_sum.clone())[0];
+                if !sum.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch,
+                        first: last_read + 1,
+                        last: done,
+                        value: sum as f64,
+                    }
+                    .into());
+                }
+                last_read = done;
+                let wait = batches.waited().as_secs_f64();
+                bar.set_message(format!(
+                    "epoch {epoch} data wait {:.0}%",
+                    100.0 * wait / (at_start.seconds + start.elapsed().as_secs_f64()).max(1e-9)
+                ));
+                if due {
+                    self.progress = EpochProgress {
+                        step: done,
+                        loss_sum: sum as f64,
+                        correct: correct.clone().into_scalar::<i64>() as u64,
+                        seen,
+                        seconds: at_start.seconds + start.elapsed().as_secs_f64(),
+                        data_wait: at_start.data_wait + wait,
+                    };
+                    on_checkpoint(self)?;
+                    last_checkpoint = Instant::now();
                 }
             }
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let n = train.len() as f64;
+        let loss_total = to_vec(loss_sum)[0] as f64;
         let correct = correct.into_scalar::<i64>() as f64;
-        Ok((
-            loss_sum / n,
-            100.0 * (1.0 - correct / n),
-            start.elapsed().as_secs_f64(),
-        ))
+        let n = seen.max(1) as f64;
+        self.progress = EpochProgress::default();
+        Ok(TrainFigures {
+            loss: loss_total / n,
+            top1_error: 100.0 * (1.0 - correct / n),
+            seen,
+            seconds: at_start.seconds + start.elapsed().as_secs_f64(),
+            data_wait: at_start.data_wait + batches.waited().as_secs_f64(),
+        })
     }
 
     /// One mirror step for every layer, input first.
@@ -316,34 +496,64 @@ impl Trainer {
             .mirror(&self.config.mirror(), self.loss, &mut self.rng);
     }
 
-    /// Mean loss, top-1 and top-5 error (percent) of the network on `set`.
-    pub fn evaluate(&self, set: &Dataset) -> (f64, f64, f64) {
-        let (mut loss, mut top1, mut top5) = (0.0, 0usize, 0usize);
-        let indices: Vec<usize> = (0..set.len()).collect();
-        for chunk in indices.chunks(self.net.eval_chunk()) {
-            let (x, _) = set.gather(chunk);
-            let logits = to_vec(
-                self.net
-                    .forward(matrix(x, chunk.len(), set.dim, &self.device)),
-            );
-            for (row, &i) in logits.chunks_exact(set.classes).zip(chunk) {
-                let label = set.labels[i] as usize;
+    /// Mean loss, top-1 and top-5 error (percent) of the network on `set`, read through the
+    /// evaluation transform by the loader. A tie with the true class's output, or a NaN
+    /// output, counts as an error.
+    pub fn evaluate(&self, set: &Arc<dyn Source>) -> Result<(f64, f64, f64), DataError> {
+        let (mut loss, mut top1, mut top5, mut n) = (0.0, 0usize, 0usize, 0usize);
+        let classes = set.classes();
+        let plan = data::loader::sequential_plan(set.len(), self.net.eval_chunk());
+        for batch in Batches::new(set.clone(), plan, 0, None, self.config.loader()) {
+            let batch = batch?;
+            if batch.is_empty() {
+                continue;
+            }
+            let x = matrix(batch.x, batch.labels.len(), set.dim(), &self.device);
+            let logits = to_vec(self.net.forward(x));
+            for (row, &label) in logits.chunks_exact(classes).zip(&batch.labels) {
                 loss += self.loss.example_loss(row, label);
-                let above = row.iter().filter(|&&z| z > row[label]).count();
+                let own = row[label];
+                // Ties and NaN outputs (no ordering with the true class's) rank above it.
+                let above = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, &z)| {
+                        k != label && z.partial_cmp(&own) != Some(std::cmp::Ordering::Less)
+                    })
+                    .count();
                 top1 += usize::from(above >= 1);
                 top5 += usize::from(above >= 5);
             }
+            n += batch.labels.len();
         }
-        let n = set.len() as f64;
-        (loss / n, 100.0 * top1 as f64 / n, 100.0 * top5 as f64 / n)
+        if n == 0 {
+            warn!("no example of the held-out set could be read");
+        }
+        let n = n.max(1) as f64;
+        Ok((loss / n, 100.0 * top1 as f64 / n, 100.0 * top5 as f64 / n))
     }
 
-    /// Weight angles, delta angles and norm ratios of every layer on the fixed evaluation
+    /// The fixed alignment batch: inputs `[n, dim]` and one-hot targets `[n, classes]`.
+    pub fn alignment_batch(&self) -> (&Tensor<2>, &Tensor<2>) {
+        (&self.eval_x, &self.eval_t)
+    }
+
+    /// Weight angles, delta angles and norm ratios of every layer on the fixed alignment
     /// batch (SPEC section 4).
     pub fn alignment(&self) -> Vec<LayerAlignment> {
         self.net
             .alignment(self.loss, self.eval_x.clone(), self.eval_t.clone())
     }
+}
+
+/// The inputs `[n, dim]` and one-hot targets `[n, classes]` of `batch` on `device`.
+fn tensors(batch: Batch, source: &dyn Source, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let classes = source.classes();
+    let (n, t) = (batch.len(), batch.one_hot(classes));
+    (
+        matrix(batch.x, n, source.dim(), device),
+        matrix(t, n, classes, device),
+    )
 }
 
 /// The seed of epoch `epoch` of a run seeded with `seed` (SplitMix64 of the pair), distinct

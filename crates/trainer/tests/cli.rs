@@ -277,7 +277,7 @@ fn nan_loss_stops_with_epoch_and_step() {
     );
     let e = fails(tmp.path(), &config, &[]);
     assert!(
-        e.contains("loss became") && e.contains("epoch 1, step"),
+        e.contains("loss became") && e.contains("epoch 1, within steps"),
         "{e}"
     );
 }
@@ -400,4 +400,166 @@ fn a_truncated_checkpoint_is_named() {
             && stderr.contains("not a valid biofeedback checkpoint"),
         "{stderr}"
     );
+}
+
+/// Starts `train` with `args`, waits until its `last` checkpoint exists (written inside the
+/// first epoch by `checkpoint.every_steps`) plus `delay`, and kills it with SIGKILL.
+fn kill_after_first_checkpoint(args: &[&str], out: &Path, delay: std::time::Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_biofeedback"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let last = out.join("checkpoints/last.safetensors");
+    let start = std::time::Instant::now();
+    while !last.is_file() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(delay);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run finished before it could be killed; make it longer"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Every tensor of a checkpoint, and the rows of `metrics.csv` without the clock columns.
+fn final_state(out: &Path) -> (Vec<(String, Vec<f32>)>, Vec<String>) {
+    let checkpoint = biofeedback_trainer::checkpoint::Checkpoint::load(
+        &out.join("checkpoints/last.safetensors"),
+    )
+    .unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let rows = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect();
+    let tensors = checkpoint
+        .tensors
+        .into_iter()
+        .map(|(k, t)| (k, t.data))
+        .collect();
+    (tensors, rows)
+}
+
+/// A run killed with SIGKILL inside an epoch and resumed ends bit-identical to the
+/// uninterrupted run: `args` (with `--out` appended) must write mid-epoch checkpoints.
+fn killed_mid_epoch_resumes_exactly(args: &[&str], delays_ms: &[u64]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let mut a = args.to_vec();
+    a.extend_from_slice(&["--out", whole.to_str().unwrap()]);
+    succeeds(&a);
+    let expected = final_state(&whole);
+    for &delay in delays_ms {
+        let out = tmp.path().join(format!("killed-{delay}"));
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        kill_after_first_checkpoint(&a, &out, std::time::Duration::from_millis(delay));
+        let checkpoint = biofeedback_trainer::checkpoint::Checkpoint::load(
+            &out.join("checkpoints/last.safetensors"),
+        )
+        .unwrap();
+        assert!(
+            checkpoint.progress.step > 0 || checkpoint.epoch > 0,
+            "killed after a checkpoint"
+        );
+        succeeds(&["train", "--resume", out.to_str().unwrap()]);
+        let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+        assert!(log.contains("resuming after epoch"), "{log}");
+        let got = final_state(&out);
+        assert_eq!(got.1, expected.1, "metrics after a kill {delay} ms in");
+        assert!(
+            got.0 == expected.0,
+            "parameters differ after a kill {delay} ms in"
+        );
+    }
+}
+
+#[test]
+fn an_mlp_killed_inside_an_epoch_resumes_bit_for_bit() {
+    let mnist = shared_data("mnist");
+    let dir = format!("data.dir={:?}", mnist.to_str().unwrap());
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/mnist-mlp-wm.toml"
+    );
+    killed_mid_epoch_resumes_exactly(
+        &[
+            "train",
+            "--config",
+            config,
+            "--set",
+            &dir,
+            "--set",
+            "run.epochs=2",
+            "--set",
+            "data.train_limit=20000",
+            "--set",
+            "data.test_limit=500",
+            "--set",
+            "mirror.steps_before=20",
+            "--set",
+            "checkpoint.every_steps=7",
+            "--set",
+            "data.workers=3",
+        ],
+        &[0, 700],
+    );
+}
+
+#[test]
+fn a_resnet_on_an_augmented_image_folder_killed_inside_an_epoch_resumes_bit_for_bit() {
+    let folder = shared_data("cifar10-folder-sample");
+    let dir = format!("data.dir={:?}", folder.to_str().unwrap());
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/cifar10-folder-resnet18-kp.toml"
+    );
+    let args = [
+        "train",
+        "--config",
+        config,
+        "--set",
+        &dir,
+        "--set",
+        "run.epochs=2",
+        "--set",
+        "model.width=4",
+        "--set",
+        "data.image_folder.per_class_limit=24",
+        "--set",
+        "optim.batch_size=16",
+        "--set",
+        "checkpoint.every_steps=4",
+        "--set",
+        "metrics.eval_batch=20",
+    ];
+    killed_mid_epoch_resumes_exactly(&args, &[0]);
+
+    // The held-out split alone is enough to evaluate the checkpoint.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut a = args.to_vec();
+    a.extend_from_slice(&["--set", "run.epochs=1", "--out", out.to_str().unwrap()]);
+    succeeds(&a);
+    let only_test = tmp.path().join("only-test");
+    std::fs::create_dir_all(&only_test).unwrap();
+    std::os::unix::fs::symlink(folder.join("test"), only_test.join("test")).unwrap();
+    let report = succeeds(&[
+        "eval",
+        "--checkpoint",
+        out.join("checkpoints/last.safetensors").to_str().unwrap(),
+        "--data",
+        only_test.to_str().unwrap(),
+    ]);
+    assert!(report.contains("on 240 test examples"), "{report}");
 }

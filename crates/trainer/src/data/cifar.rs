@@ -54,7 +54,6 @@ fn empty() -> Dataset {
         dim: RECORD - 1,
         channels: 3,
         classes: 10,
-        augment: None,
     }
 }
 

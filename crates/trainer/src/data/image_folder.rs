@@ -1,26 +1,41 @@
-//! ImageNet-style image folders: `<dir>/<split>/<class>/*.{jpg,jpeg,png}`.
+//! ImageNet-style image folders, scanned into `(path, class)` indexes; each photo is decoded,
+//! cropped and normalized only when a batch needs it (see [`super::loader`]).
 //!
 //! ```text
-//! <dir>/train/<class>/*.jpg   training images, one folder per class (sorted names = labels)
-//! <dir>/val/<class>/*.jpg     held-out images (`test/` is accepted when there is no `val/`)
-//! <dir>/<class>/*.jpg         no split folders: every `holdout_every`-th image of each class
-//!                             is held out
+//! <dir>/train/<class>/*.JPEG   training images, one folder per class (sorted names = labels)
+//! <dir>/val/<class>/*.JPEG     held-out images (`test/` is accepted when there is no `val/`)
+//! <dir>/val/*.JPEG             or flat, labelled by the devkit's ground truth:
+//!                              LOC_val_solution.csv (ImageId,PredictionString with the wnid
+//!                              first) or ILSVRC2012_validation_ground_truth.txt (one
+//!                              ILSVRC2012_ID per line, for ILSVRC2012_val_%08d.JPEG),
+//!                              found in <dir>, its parents, or ILSVRC2012_devkit_t12/data/
+//! <dir>/<class>/*.jpg          no split folders: every `holdout_every`-th image of each class
+//!                              is held out
 //! ```
 //!
-//! Images are decoded on `workers` threads (JPEG and PNG; grayscale, CMYK and alpha become
-//! RGB), resized so the shorter side is `resize`, and kept in memory as bytes. Evaluation
-//! crops the centre `image_size` square; training, when `augment` is on, takes torchvision's
-//! random resized crop (area 8-100%, aspect 3/4-4/3, 10 tries, then the centre) and a
-//! horizontal flip with probability 1/2, drawn from the epoch's seeded generator. Pixels are
-//! scaled to [0, 1] and normalized per channel with `mean` and `std`.
+//! Class names come from the training split's folders (or the held-out split's when only it
+//! is read); `LOC_synset_mapping.txt`, where present beside the data, gives their readable
+//! names for the log. A subset is chosen by name (`classes`), by a file of names one per line
+//! (`classes_file`), and/or by count (`first_classes`).
+//!
+//! Reading one example: the file is decoded (JPEG, PNG; grayscale, CMYK and alpha become RGB),
+//! a JPEG at a reduced scale through its DCT when the image stays at least `resize` pixels on
+//! its shorter side; then in one resampling step (bilinear with antialiasing, as PIL and
+//! torchvision) either torchvision's random resized crop (area `min_scale`-100%, aspect
+//! 3/4-4/3, 10 tries, then the centre) with a horizontal flip with probability 1/2, or for
+//! evaluation the centre `image_size` square of the image scaled to shorter side `resize`.
+//! Pixels are scaled to [0, 1] and normalized per channel with `mean` and `std`.
 
-use super::{DataError, Dataset};
-use image::imageops::{self, FilterType};
-use image::{ImageReader, RgbImage};
-use rand::{Rng, RngExt};
+use super::{DataError, Item, Source, Splits};
+use biofeedback_core::init::Rng;
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tracing::{info, warn};
 
 /// `[data.image_folder]`: how an image folder is read.
@@ -33,18 +48,31 @@ pub struct ImageFolderSection {
     pub eval_split: String,
     /// Without split folders: hold out every N-th image of each class. Default 5.
     pub holdout_every: usize,
-    /// Class folders to use, by name. Default: all (or the first `first_classes`).
+    /// Class folders to use, by name, in label order. Default: all (or the first
+    /// `first_classes`).
     pub classes: Vec<String>,
-    /// Use the first N class folders in sorted order. Default: all.
+    /// A file naming the classes to use, one per line (the first word of a line; `#` starts
+    /// a comment), in label order; relative to `data.dir`. Default: none.
+    pub classes_file: Option<PathBuf>,
+    /// Use the first N classes (of `classes`, of `classes_file`, or of all in sorted order).
+    /// Default: all.
     pub first_classes: Option<usize>,
     /// At most this many images per class and split. Default: all.
     pub per_class_limit: Option<usize>,
+    /// Labels of a flat held-out folder: `LOC_val_solution.csv` or
+    /// `ILSVRC2012_validation_ground_truth.txt`; relative to `data.dir`. Default: looked for
+    /// beside the data.
+    pub val_labels: Option<PathBuf>,
     /// Side of the square the network sees. Default 224.
     pub image_size: usize,
-    /// Shorter side after loading (eval crops the centre `image_size` of it). Default 256.
+    /// Shorter side of the image that evaluation crops the centre `image_size` of; JPEGs are
+    /// decoded at a reduced scale while they keep at least this side. Default 256.
     pub resize: usize,
     /// Random resized crop and horizontal flip for training. Default true.
     pub augment: bool,
+    /// Decode a JPEG at 1/2, 1/4 or 1/8 scale through its DCT when it keeps at least
+    /// `resize` pixels on its shorter side (much faster for large photos). Default true.
+    pub reduced_decode: bool,
     /// Smallest crop area of the random resized crop, as a fraction of the image. Default
     /// 0.08 (torchvision's; about 0.35 suits 32x32 images).
     pub min_scale: f64,
@@ -52,10 +80,13 @@ pub struct ImageFolderSection {
     pub mean: [f64; 3],
     /// Per-channel standard deviation. Default ImageNet's.
     pub std: [f64; 3],
-    /// An image that does not decode: `skip` it (counted and logged) or `fail`. Default `fail`.
+    /// An image that does not decode: `skip` it (left out of its batch and logged) or `fail`.
+    /// Default `fail`.
     pub on_bad_image: OnBadImage,
-    /// Decoding threads. Default 2.
-    pub workers: usize,
+    /// Deprecated: loader threads are `data.workers`. When given (configs written before
+    /// 0.2), it overrides `data.workers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
 }
 
 impl Default for ImageFolderSection {
@@ -65,16 +96,19 @@ impl Default for ImageFolderSection {
             eval_split: "val".into(),
             holdout_every: 5,
             classes: Vec::new(),
+            classes_file: None,
             first_classes: None,
             per_class_limit: None,
+            val_labels: None,
             image_size: 224,
             resize: 256,
             augment: true,
+            reduced_decode: true,
             min_scale: 0.08,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
             on_bad_image: OnBadImage::Fail,
-            workers: 2,
+            workers: None,
         }
     }
 }
@@ -83,36 +117,50 @@ impl Default for ImageFolderSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnBadImage {
-    /// Leave it out, log its path and count it.
+    /// Leave it out of its batch, log its path.
     Skip,
     /// Stop with an error naming the file.
     Fail,
 }
 
-/// Decoded images of one split, shorter side `resize`.
-#[derive(Debug)]
-pub struct ImageSet {
-    /// The images, RGB.
-    pub images: Vec<RgbImage>,
-    /// Class of each image.
-    pub labels: Vec<u8>,
-    /// Files that did not decode and were skipped.
-    pub skipped: Vec<PathBuf>,
-}
+/// The largest image decoded, in pixels (a photo of 16000 x 8000); larger files are bad
+/// images, so that one file cannot exhaust the memory.
+pub const MAX_PIXELS: u64 = 128_000_000;
 
-/// The training transform: the decoded images, drawn anew every epoch.
-#[derive(Debug)]
-pub struct Augment {
-    /// The training images.
-    pub images: Vec<RgbImage>,
+/// One split of an image folder: the files and their classes, read on demand.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    /// Image files, class by class.
+    pub files: Vec<PathBuf>,
+    /// The class of each file, `< classes.len()`.
+    pub labels: Vec<u32>,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Random resized crop and flip when a generator is given.
+    pub augment: bool,
     /// Output side.
     pub size: usize,
-    /// Smallest crop area, as a fraction of the image.
+    /// Shorter side before the evaluation centre crop; smallest decoded shorter side.
+    pub resize: usize,
+    /// Decode JPEGs at a reduced scale where `resize` allows.
+    pub reduced_decode: bool,
+    /// Smallest crop area of the random resized crop.
     pub min_scale: f64,
-    /// Normalization.
+    /// Per-channel mean of [0, 1] pixels.
     pub mean: [f64; 3],
-    /// Normalization.
+    /// Per-channel standard deviation.
     pub std: [f64; 3],
+    /// Skip or fail on a file that does not decode.
+    pub on_bad_image: OnBadImage,
+}
+
+/// The splits of an image folder.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    /// Training split; `None` when only the held-out split was asked for.
+    pub train: Option<ImageFolder>,
+    /// Held-out split.
+    pub eval: ImageFolder,
 }
 
 fn folder_error(path: &Path, message: impl Into<String>) -> DataError {
@@ -122,388 +170,643 @@ fn folder_error(path: &Path, message: impl Into<String>) -> DataError {
     }
 }
 
-/// Sub-folders of `dir`, sorted by name.
-fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io {
-        path: dir.to_path_buf(),
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
         source,
-    })?;
+    }
+}
+
+/// Sub-folders of `dir` by name, sorted.
+fn subfolders(dir: &Path) -> Result<Vec<String>, DataError> {
     let mut folders = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| DataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
-        if path.is_dir() {
-            folders.push((entry.file_name().to_string_lossy().into_owned(), path));
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let is_dir = match entry.file_type().map_err(io_error(dir))? {
+            t if t.is_symlink() => entry.path().is_dir(),
+            t => t.is_dir(),
+        };
+        if is_dir {
+            folders.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     folders.sort();
     Ok(folders)
 }
 
-/// JPEG and PNG files of `dir`, sorted.
+/// Whether `path` names a JPEG or PNG file by its extension.
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+/// JPEG and PNG files of `dir`, sorted (by extension only: nothing is opened).
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                })
-        })
-        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let path = entry.path();
+        if is_image(&path) && !entry.file_type().map_err(io_error(dir))?.is_dir() {
+            files.push(path);
+        }
+    }
     files.sort();
     Ok(files)
 }
 
-/// The class folders to use under `split_dir`, in label order.
-fn select_classes(
-    split_dir: &Path,
+/// The classes to use out of `all` (sorted names found in `dir`), in label order.
+fn choose_classes(
+    dir: &Path,
+    data_dir: &Path,
+    all: Vec<String>,
     section: &ImageFolderSection,
-) -> Result<Vec<(String, PathBuf)>, DataError> {
-    let all = subfolders(split_dir)?;
+) -> Result<Vec<String>, DataError> {
     if all.is_empty() {
         return Err(folder_error(
-            split_dir,
+            dir,
             "no class folders (expected <class>/*.jpg)",
         ));
     }
-    let mut chosen = if section.classes.is_empty() {
-        all.clone()
+    let (wanted, origin) = match &section.classes_file {
+        Some(file) => {
+            let path = data_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+            let names: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.split('#').next()?.split_whitespace().next())
+                .map(str::to_string)
+                .collect();
+            if names.is_empty() {
+                return Err(folder_error(
+                    &path,
+                    "names no class (expected one per line)",
+                ));
+            }
+            (
+                names,
+                format!("data.image_folder.classes_file {}", path.display()),
+            )
+        }
+        None => (section.classes.clone(), "data.image_folder.classes".into()),
+    };
+    let mut chosen = if wanted.is_empty() {
+        all
     } else {
-        let mut chosen = Vec::new();
-        for name in &section.classes {
-            match all.iter().find(|(n, _)| n == name) {
-                Some(found) => chosen.push(found.clone()),
-                None => {
-                    let names: Vec<&str> = all.iter().take(20).map(|(n, _)| n.as_str()).collect();
-                    return Err(folder_error(
-                        split_dir,
-                        format!(
-                            "class `{name}` of data.image_folder.classes does not exist; the \
-                             class folders are {}{}",
-                            names.join(", "),
-                            if all.len() > 20 { ", ..." } else { "" }
-                        ),
-                    ));
-                }
+        let known: BTreeSet<&String> = all.iter().collect();
+        let mut seen = BTreeSet::new();
+        for name in &wanted {
+            if !known.contains(name) {
+                let names: Vec<&str> = all.iter().take(20).map(String::as_str).collect();
+                return Err(folder_error(
+                    dir,
+                    format!(
+                        "class `{name}` of {origin} does not exist; the class folders are {}{}",
+                        names.join(", "),
+                        if all.len() > 20 { ", ..." } else { "" }
+                    ),
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(folder_error(
+                    dir,
+                    format!("class `{name}` is named twice in {origin}"),
+                ));
             }
         }
-        chosen
+        wanted
     };
     if let Some(n) = section.first_classes {
         chosen.truncate(n);
     }
-    if chosen.len() > 256 {
-        return Err(folder_error(
-            split_dir,
-            format!(
-                "{} classes; at most 256 are supported (labels are bytes)",
-                chosen.len()
-            ),
-        ));
-    }
     Ok(chosen)
 }
 
-/// Decodes `path` to RGB with its shorter side resized to `side`.
-fn decode(path: &Path, side: usize) -> Result<RgbImage, String> {
-    let image = ImageReader::open(path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| e.to_string())?;
-    let rgb = image.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    if w == 0 || h == 0 {
-        return Err("the image is empty".into());
-    }
-    let scale = side as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).max(1),
-        ((h as f64 * scale).round() as u32).max(1),
-    );
-    Ok(imageops::resize(&rgb, nw, nh, FilterType::Triangle))
-}
-
-/// Decodes `files` (with their labels) on `workers` threads, in order.
-fn decode_all(
-    files: Vec<(PathBuf, u8)>,
-    section: &ImageFolderSection,
-) -> Result<ImageSet, DataError> {
-    let workers = section.workers.max(1);
-    let chunk = files.len().div_ceil(workers).max(1);
-    let decoded: Vec<Vec<Result<RgbImage, String>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(path, _)| decode(path, section.resize))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a decoding thread does not panic"))
-            .collect()
-    });
-    let mut set = ImageSet {
-        images: Vec::with_capacity(files.len()),
-        labels: Vec::with_capacity(files.len()),
-        skipped: Vec::new(),
-    };
-    for ((path, label), result) in files.into_iter().zip(decoded.into_iter().flatten()) {
-        match (result, section.on_bad_image) {
-            (Ok(image), _) => {
-                set.images.push(image);
-                set.labels.push(label);
-            }
-            (Err(e), OnBadImage::Skip) => {
-                warn!("skipping {}: {e}", path.display());
-                set.skipped.push(path);
-            }
-            (Err(e), OnBadImage::Fail) => {
-                return Err(folder_error(
-                    &path,
-                    format!(
-                        "cannot decode the image ({e}); fix or remove it, or set \
-                         data.image_folder.on_bad_image = \"skip\""
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(set)
-}
-
-/// The files of the chosen classes of one split folder.
-fn split_files(
-    classes: &[(String, PathBuf)],
+/// The files of `classes` in `split_dir/<class>/`, each class's files filtered by `keep`
+/// (its position in the sorted folder) and capped at `per_class_limit`.
+fn class_folder_files(
+    split_dir: &Path,
+    classes: &[String],
     section: &ImageFolderSection,
     keep: impl Fn(usize) -> bool,
-) -> Result<Vec<(PathBuf, u8)>, DataError> {
-    let mut files = Vec::new();
-    for (label, (_, dir)) in classes.iter().enumerate() {
-        let all = image_files(dir)?;
+) -> Result<(Vec<PathBuf>, Vec<u32>), DataError> {
+    let (mut files, mut labels) = (Vec::new(), Vec::new());
+    for (label, name) in classes.iter().enumerate() {
+        let dir = split_dir.join(name);
+        if !dir.is_dir() {
+            return Err(folder_error(
+                &dir,
+                format!("class `{name}` has no folder in this split"),
+            ));
+        }
+        let all = image_files(&dir)?;
         if all.is_empty() {
             return Err(folder_error(
-                dir,
+                &dir,
                 "empty class folder: no .jpg, .jpeg or .png images",
             ));
         }
-        let mine: Vec<PathBuf> = all
+        let mine = all
             .into_iter()
             .enumerate()
             .filter(|(i, _)| keep(*i))
             .map(|(_, p)| p)
-            .take(section.per_class_limit.unwrap_or(usize::MAX))
-            .collect();
-        files.extend(mine.into_iter().map(|p| (p, label as u8)));
+            .take(section.per_class_limit.unwrap_or(usize::MAX));
+        for path in mine {
+            files.push(path);
+            labels.push(label as u32);
+        }
     }
-    Ok(files)
+    Ok((files, labels))
 }
 
-/// Loads the training and held-out images of `dir`; returns them with the class names.
-pub fn load_sets(
-    dir: &Path,
-    section: &ImageFolderSection,
-) -> Result<(ImageSet, ImageSet, Vec<String>), DataError> {
-    let train_dir = dir.join(&section.train_split);
-    let (train_files, eval_files, names) = if train_dir.is_dir() {
-        let eval_dir = [section.eval_split.as_str(), "test", "val"]
-            .iter()
-            .map(|s| dir.join(s))
-            .find(|p| p.is_dir())
-            .ok_or_else(|| {
-                folder_error(
-                    dir,
-                    format!(
-                        "no held-out split: expected a folder `{}` (or `test`) beside `{}`",
-                        section.eval_split, section.train_split
-                    ),
-                )
-            })?;
-        let classes = select_classes(&train_dir, section)?;
-        let eval_classes: Vec<(String, PathBuf)> = classes
-            .iter()
-            .map(|(name, _)| {
-                let p = eval_dir.join(name);
-                match p.is_dir() {
-                    true => Ok((name.clone(), p)),
-                    false => Err(folder_error(
-                        &p,
-                        format!("class `{name}` of the training split has no held-out folder"),
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        (
-            split_files(&classes, section, |_| true)?,
-            split_files(&eval_classes, section, |_| true)?,
-            classes.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+/// `name` in `dir`, in one of its parents (up to three levels), or in the devkit's `data/`.
+fn find_beside(dir: &Path, name: &str) -> Option<PathBuf> {
+    dir.ancestors()
+        .take(4)
+        .flat_map(|d| {
+            [
+                d.join(name),
+                d.join("ILSVRC2012_devkit_t12/data").join(name),
+            ]
+        })
+        .find(|p| p.is_file())
+}
+
+/// The devkit's ILSVRC2012_ID order: line `k` is the wnid of ID `k + 1`.
+const ILSVRC2012_WNIDS: &str = include_str!("ilsvrc2012_wnids.txt");
+
+/// File stem (`ILSVRC2012_val_00000001`) to wnid, from a ground-truth file.
+fn read_val_labels(path: &Path) -> Result<HashMap<String, String>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let bad = |line: usize, what: String| folder_error(path, format!("line {line}: {what}"));
+    let mut labels = HashMap::new();
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if csv {
+        // Kaggle's LOC_val_solution.csv: ImageId,PredictionString ("wnid x y x y wnid ...").
+        for (k, line) in text.lines().enumerate().skip(1) {
+            let Some((id, boxes)) = line.split_once(',') else {
+                return Err(bad(
+                    k + 1,
+                    format!("`{line}` is not `ImageId,PredictionString`"),
+                ));
+            };
+            let wnid = boxes
+                .split_whitespace()
+                .next()
+                .ok_or_else(|| bad(k + 1, format!("no wnid for {id}")))?;
+            labels.insert(id.trim().to_string(), wnid.to_string());
+        }
+    } else {
+        // The devkit's ground truth: one ILSVRC2012_ID (1..=1000) per validation image.
+        let wnids: Vec<&str> = ILSVRC2012_WNIDS.lines().collect();
+        for (k, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let id: usize = line
+                .trim()
+                .parse()
+                .ok()
+                .filter(|id| (1..=1000).contains(id))
+                .ok_or_else(|| {
+                    bad(
+                        k + 1,
+                        format!("`{line}` is not an ILSVRC2012_ID in 1..=1000"),
+                    )
+                })?;
+            labels.insert(
+                format!("ILSVRC2012_val_{:08}", k + 1),
+                wnids[id - 1].to_string(),
+            );
+        }
+    }
+    if labels.is_empty() {
+        return Err(folder_error(path, "holds no labels"));
+    }
+    Ok(labels)
+}
+
+/// The ground-truth file of a flat held-out folder `eval_dir`.
+fn val_labels_file(data_dir: &Path, section: &ImageFolderSection) -> Result<PathBuf, DataError> {
+    if let Some(file) = &section.val_labels {
+        let path = data_dir.join(file);
+        return match path.is_file() {
+            true => Ok(path),
+            false => Err(folder_error(
+                &path,
+                "data.image_folder.val_labels: no such file",
+            )),
+        };
+    }
+    [
+        "LOC_val_solution.csv",
+        "ILSVRC2012_validation_ground_truth.txt",
+    ]
+    .iter()
+    .find_map(|name| find_beside(data_dir, name))
+    .ok_or_else(|| {
+        folder_error(
+            data_dir,
+            "the held-out folder holds images, not class folders, and no LOC_val_solution.csv \
+                 or ILSVRC2012_validation_ground_truth.txt was found beside it (set \
+                 data.image_folder.val_labels)",
         )
+    })
+}
+
+/// The images of a flat held-out folder that belong to `classes`, labelled by `truth`.
+fn flat_files(
+    eval_dir: &Path,
+    truth_file: &Path,
+    truth: &HashMap<String, String>,
+    classes: &[String],
+    section: &ImageFolderSection,
+) -> Result<(Vec<PathBuf>, Vec<u32>), DataError> {
+    let label_of: HashMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let mut by_class: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
+    for path in image_files(eval_dir)? {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let wnid = truth.get(stem.as_ref()).ok_or_else(|| {
+            folder_error(&path, format!("has no label in {}", truth_file.display()))
+        })?;
+        if let Some(&label) = label_of.get(wnid.as_str()) {
+            by_class.entry(label).or_default().push(path);
+        }
+    }
+    let (mut files, mut labels) = (Vec::new(), Vec::new());
+    for (label, paths) in by_class {
+        for path in paths
+            .into_iter()
+            .take(section.per_class_limit.unwrap_or(usize::MAX))
+        {
+            files.push(path);
+            labels.push(label);
+        }
+    }
+    Ok((files, labels))
+}
+
+/// Whether `dir` holds image files directly (a flat held-out folder).
+fn is_flat(dir: &Path) -> Result<bool, DataError> {
+    Ok(subfolders(dir)?.is_empty() && !image_files(dir)?.is_empty())
+}
+
+/// Scans the image folder `dir` as `section` says: file names and classes only, nothing
+/// decoded. `splits` says whether the training split is read.
+pub fn open(dir: &Path, section: &ImageFolderSection, splits: Splits) -> Result<Folder, DataError> {
+    let train_dir = dir.join(&section.train_split);
+    let eval_dir = [section.eval_split.as_str(), "test", "val"]
+        .iter()
+        .map(|s| dir.join(s))
+        .find(|p| p.is_dir());
+    let split_folders = train_dir.is_dir() || (splits == Splits::Eval && eval_dir.is_some());
+    let make = |files: Vec<PathBuf>, labels: Vec<u32>, classes: &[String]| ImageFolder {
+        files,
+        labels,
+        classes: classes.to_vec(),
+        augment: section.augment,
+        size: section.image_size,
+        resize: section.resize,
+        reduced_decode: section.reduced_decode,
+        min_scale: section.min_scale,
+        mean: section.mean,
+        std: section.std,
+        on_bad_image: section.on_bad_image,
+    };
+    let folder = if split_folders {
+        let eval_dir = eval_dir.ok_or_else(|| {
+            folder_error(
+                dir,
+                format!(
+                    "no held-out split: expected a folder `{}` (or `test`) beside `{}`",
+                    section.eval_split, section.train_split
+                ),
+            )
+        })?;
+        let flat = is_flat(&eval_dir)?;
+        let truth = match flat {
+            true => {
+                let file = val_labels_file(dir, section)?;
+                let labels = read_val_labels(&file)?;
+                Some((file, labels))
+            }
+            false => None,
+        };
+        // The class universe: the training folders, else the held-out ones, else the
+        // ground truth's wnids.
+        let all = match (splits, train_dir.is_dir(), &truth) {
+            (Splits::Both, _, _) | (Splits::Eval, true, _) => subfolders(&train_dir)?,
+            (Splits::Eval, false, None) => subfolders(&eval_dir)?,
+            (Splits::Eval, false, Some((_, labels))) => {
+                let set: BTreeSet<&String> = labels.values().collect();
+                set.into_iter().cloned().collect()
+            }
+        };
+        let universe = if train_dir.is_dir() {
+            &train_dir
+        } else {
+            &eval_dir
+        };
+        let classes = choose_classes(universe, dir, all, section)?;
+        let (files, labels) = match &truth {
+            Some((file, labels)) => flat_files(&eval_dir, file, labels, &classes, section)?,
+            None => class_folder_files(&eval_dir, &classes, section, |_| true)?,
+        };
+        let eval = make(files, labels, &classes);
+        let train = match splits {
+            Splits::Both => {
+                let (files, labels) = class_folder_files(&train_dir, &classes, section, |_| true)?;
+                Some(make(files, labels, &classes))
+            }
+            Splits::Eval => None,
+        };
+        Folder { train, eval }
     } else {
         // No split folders: the class folders are directly under `dir`.
-        let classes = select_classes(dir, section)?;
-        let every = section.holdout_every.max(2);
-        (
-            split_files(&classes, section, |i| i % every != every - 1)?,
-            split_files(&classes, section, |i| i % every == every - 1)?,
-            classes.into_iter().map(|(n, _)| n).collect(),
-        )
+        let classes = choose_classes(dir, dir, subfolders(dir)?, section)?;
+        let every = section.holdout_every;
+        let (files, labels) =
+            class_folder_files(dir, &classes, section, |i| i % every == every - 1)?;
+        let eval = make(files, labels, &classes);
+        let train = match splits {
+            Splits::Both => {
+                let (files, labels) =
+                    class_folder_files(dir, &classes, section, |i| i % every != every - 1)?;
+                Some(make(files, labels, &classes))
+            }
+            Splits::Eval => None,
+        };
+        Folder { train, eval }
     };
-    let train = decode_all(train_files, section)?;
-    let eval = decode_all(eval_files, section)?;
-    let skipped = train.skipped.len() + eval.skipped.len();
+    let names = readable_names(dir);
+    let classes = &folder.eval.classes;
+    let shown: Vec<String> = classes
+        .iter()
+        .take(5)
+        .map(|c| match names.get(c) {
+            Some(name) => format!("{c} ({name})"),
+            None => c.clone(),
+        })
+        .collect();
     info!(
-        "{}: {} classes, {} training and {} held-out images{}",
+        "{}: {} classes ({}{}), {} training and {} held-out images, read on demand",
         dir.display(),
-        names.len(),
-        train.images.len(),
-        eval.images.len(),
-        match skipped {
-            0 => String::new(),
-            n => format!(", {n} skipped (did not decode)"),
-        }
+        classes.len(),
+        shown.join(", "),
+        if classes.len() > 5 { ", ..." } else { "" },
+        folder
+            .train
+            .as_ref()
+            .map_or("no".to_string(), |t| t.len().to_string()),
+        folder.eval.len()
     );
-    Ok((train, eval, names))
+    Ok(folder)
 }
 
-/// Writes `image` (cropped to `size` x `size`) as normalized channel-major floats.
-fn push_normalized(out: &mut Vec<f32>, image: &RgbImage, mean: &[f64; 3], std: &[f64; 3]) {
-    for c in 0..3 {
-        let (m, s) = (mean[c], std[c]);
-        out.extend(
-            image
-                .pixels()
-                .map(|p| ((p.0[c] as f64 / 255.0 - m) / s) as f32),
-        );
-    }
+/// Readable class names from `LOC_synset_mapping.txt` (`wnid name, name`) beside the data.
+fn readable_names(dir: &Path) -> HashMap<String, String> {
+    find_beside(dir, "LOC_synset_mapping.txt")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(w, n)| {
+                    (
+                        w.to_string(),
+                        n.split(',').next().unwrap_or(n).trim().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-/// The centre `size` square of `image` (resized up if the image is smaller).
-fn center_crop(image: &RgbImage, size: u32) -> RgbImage {
-    let (w, h) = image.dimensions();
-    if w < size || h < size {
-        return imageops::resize(image, size, size, FilterType::Triangle);
-    }
-    imageops::crop_imm(image, (w - size) / 2, (h - size) / 2, size, size).to_image()
+/// An RGB image, 3 bytes per pixel, row-major.
+struct Rgb {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
 }
 
-/// torchvision's `RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3))` and a flip.
-fn random_resized_crop(
-    image: &RgbImage,
-    size: u32,
-    min_scale: f64,
-    rng: &mut impl Rng,
-) -> RgbImage {
-    let (w, h) = image.dimensions();
-    let area = (w * h) as f64;
-    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
-    let mut crop = None;
-    for _ in 0..10 {
-        let target = area * rng.random_range(min_scale..=1.0);
-        let ratio = rng.random_range(lo..=hi).exp();
-        let cw = (target * ratio).sqrt().round() as u32;
-        let ch = (target / ratio).sqrt().round() as u32;
-        if cw > 0 && ch > 0 && cw <= w && ch <= h {
-            let x = rng.random_range(0..=w - cw);
-            let y = rng.random_range(0..=h - ch);
-            crop = Some((x, y, cw, ch));
-            break;
+/// Decodes `bytes` to RGB. A JPEG is decoded at the smallest DCT scale (1/8, 1/4, 1/2 or 1)
+/// that keeps its shorter side at least `min_side`.
+fn decode(bytes: &[u8], min_side: u32) -> Result<Rgb, String> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let mut jpeg = jpeg_decoder::Decoder::new(bytes);
+        jpeg.read_info().map_err(|e| e.to_string())?;
+        let info = jpeg.info().ok_or("no JPEG frame header")?;
+        let (w, h) = (u32::from(info.width), u32::from(info.height));
+        check_size(w, h)?;
+        let short = w.min(h).max(1);
+        let want = |side: u32| (u64::from(side) * u64::from(min_side)).div_ceil(u64::from(short));
+        let (want_w, want_h) = (want(w).min(u64::from(w)), want(h).min(u64::from(h)));
+        let reduced = want_w * 2 <= u64::from(w) && want_h * 2 <= u64::from(h);
+        if reduced && !matches!(info.pixel_format, jpeg_decoder::PixelFormat::CMYK32) {
+            let (sw, sh) = jpeg
+                .scale(want_w as u16, want_h as u16)
+                .map_err(|e| e.to_string())?;
+            let raw = jpeg.decode().map_err(|e| e.to_string())?;
+            let info = jpeg.info().ok_or("no JPEG frame header")?;
+            let (sw, sh) = (u32::from(sw), u32::from(sh));
+            let pixels = match info.pixel_format {
+                jpeg_decoder::PixelFormat::RGB24 => raw,
+                jpeg_decoder::PixelFormat::L8 => raw.iter().flat_map(|&v| [v, v, v]).collect(),
+                jpeg_decoder::PixelFormat::L16 => raw
+                    .chunks_exact(2)
+                    .flat_map(|v| [v[0], v[0], v[0]])
+                    .collect(),
+                jpeg_decoder::PixelFormat::CMYK32 => unreachable!("CMYK is decoded below"),
+            };
+            if pixels.len() as u64 != u64::from(sw) * u64::from(sh) * 3 {
+                return Err("the JPEG decoder returned a truncated image".into());
+            }
+            return Ok(Rgb {
+                width: sw,
+                height: sh,
+                pixels,
+            });
         }
     }
-    let (x, y, cw, ch) = crop.unwrap_or_else(|| {
-        let s = w.min(h);
-        ((w - s) / 2, (h - s) / 2, s, s)
-    });
-    let cut = imageops::crop_imm(image, x, y, cw, ch).to_image();
-    let mut out = imageops::resize(&cut, size, size, FilterType::Triangle);
-    if rng.random_bool(0.5) {
-        imageops::flip_horizontal_in_place(&mut out);
-    }
-    out
+    let decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_decoder()
+        .map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
+    check_size(w, h)?;
+    let rgb = DynamicImage::from_decoder(decoder)
+        .map_err(|e| e.to_string())?
+        .into_rgb8();
+    Ok(Rgb {
+        width: w,
+        height: h,
+        pixels: rgb.into_raw(),
+    })
 }
 
-impl Augment {
-    /// The training batch of examples `indices`, freshly cropped and flipped:
-    /// `[indices.len(), 3 size size]`.
-    pub fn batch(&self, indices: &[usize], rng: &mut impl Rng) -> Vec<f32> {
-        let mut x = Vec::with_capacity(indices.len() * 3 * self.size * self.size);
-        for &i in indices {
-            let image = random_resized_crop(&self.images[i], self.size as u32, self.min_scale, rng);
-            push_normalized(&mut x, &image, &self.mean, &self.std);
-        }
-        x
+/// Refuses empty images and images over [`MAX_PIXELS`].
+fn check_size(w: u32, h: u32) -> Result<(), String> {
+    if w == 0 || h == 0 {
+        return Err("the image is empty".into());
     }
-}
-
-/// An in-memory [`Dataset`] of `set`, centre-cropped and normalized.
-fn to_dataset(set: &ImageSet, classes: usize, section: &ImageFolderSection) -> Dataset {
-    let size = section.image_size as u32;
-    let mut images = Vec::with_capacity(set.images.len() * 3 * (size * size) as usize);
-    for image in &set.images {
-        push_normalized(
-            &mut images,
-            &center_crop(image, size),
-            &section.mean,
-            &section.std,
-        );
-    }
-    Dataset {
-        images,
-        labels: set.labels.clone(),
-        dim: 3 * (size * size) as usize,
-        channels: 3,
-        classes,
-        augment: None,
-    }
-}
-
-/// Loads an image folder as a training and a test [`Dataset`]; the training set carries its
-/// [`Augment`] when `augment` is on.
-pub fn load(dir: &Path, section: &ImageFolderSection) -> Result<super::Split, DataError> {
-    if section.image_size == 0 || section.resize < section.image_size {
-        return Err(folder_error(
-            dir,
-            format!(
-                "data.image_folder: image_size {} and resize {} (expected 0 < image_size <= resize)",
-                section.image_size, section.resize
-            ),
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "{w}x{h} pixels is over the limit of {MAX_PIXELS} pixels"
         ));
     }
-    let (train, eval, names) = load_sets(dir, section)?;
-    let classes = names.len();
-    let mut train_set = to_dataset(&train, classes, section);
-    if section.augment {
-        train_set.augment = Some(Arc::new(Augment {
-            images: train.images,
-            size: section.image_size,
-            min_scale: section.min_scale,
-            mean: section.mean,
-            std: section.std,
-        }));
+    Ok(())
+}
+
+/// A crop rectangle `(left, top, width, height)` in pixels of the decoded image.
+type CropBox = (f64, f64, f64, f64);
+
+/// torchvision's `RandomResizedCrop` rectangle: area `min_scale`-100% of the image, aspect
+/// ratio 3/4-4/3 (log-uniform), 10 tries, then the centre square.
+fn random_crop(w: u32, h: u32, min_scale: f64, rng: &mut Rng) -> CropBox {
+    let (wf, hf) = (w as f64, h as f64);
+    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = wf * hf * rng.random_range(min_scale..=1.0);
+        let ratio = rng.random_range(lo..=hi).exp();
+        let cw = (target * ratio).sqrt().round();
+        let ch = (target / ratio).sqrt().round();
+        if cw >= 1.0 && ch >= 1.0 && cw <= wf && ch <= hf {
+            let x = rng.random_range(0..=(w - cw as u32)) as f64;
+            let y = rng.random_range(0..=(h - ch as u32)) as f64;
+            return (x, y, cw, ch);
+        }
     }
-    Ok(super::Split {
-        train: train_set,
-        test: to_dataset(&eval, classes, section),
-    })
+    let s = wf.min(hf);
+    ((wf - s) / 2.0, (hf - s) / 2.0, s, s)
+}
+
+/// The evaluation rectangle: the centre `size` square of the image scaled to shorter side
+/// `resize`, in pixels of the image as it is.
+fn center_crop(w: u32, h: u32, size: usize, resize: usize) -> CropBox {
+    let side = w.min(h) as f64 * size as f64 / resize as f64;
+    ((w as f64 - side) / 2.0, (h as f64 - side) / 2.0, side, side)
+}
+
+impl ImageFolder {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Keeps the first `n` images.
+    pub fn truncate(&mut self, n: usize) {
+        self.files.truncate(n);
+        self.labels.truncate(n);
+    }
+
+    /// Decodes, crops, resizes, flips and normalizes one file into `out`.
+    fn load(
+        &self,
+        path: &Path,
+        augment: Option<&mut Rng>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let min_side = match self.reduced_decode {
+            true => self.resize as u32,
+            false => u32::MAX,
+        };
+        let image = decode(&bytes, min_side)?;
+        let (w, h) = (image.width, image.height);
+        let (crop, flip) = match augment {
+            Some(rng) if self.augment => {
+                let crop = random_crop(w, h, self.min_scale, rng);
+                (crop, rng.random_bool(0.5))
+            }
+            _ => (center_crop(w, h, self.size, self.resize), false),
+        };
+        let src =
+            Image::from_vec_u8(w, h, image.pixels, PixelType::U8x3).map_err(|e| e.to_string())?;
+        let side = self.size as u32;
+        let mut dst = Image::new(side, side, PixelType::U8x3);
+        let (x, y, cw, ch) = crop;
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .crop(x, y, cw, ch);
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| e.to_string())?;
+        let pixels = dst.buffer();
+        let n = self.size;
+        for c in 0..3 {
+            let (m, s) = (self.mean[c], self.std[c]);
+            let table: Vec<f32> = (0..256)
+                .map(|v| ((v as f64 / 255.0 - m) / s) as f32)
+                .collect();
+            for row in pixels.chunks_exact(3 * n) {
+                match flip {
+                    false => out.extend(row.chunks_exact(3).map(|p| table[p[c] as usize])),
+                    true => out.extend(row.chunks_exact(3).rev().map(|p| table[p[c] as usize])),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for ImageFolder {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+    fn classes(&self) -> usize {
+        self.classes.len()
+    }
+    fn shape(&self) -> [usize; 3] {
+        [3, self.size, self.size]
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[index] as usize
+    }
+    fn read(
+        &self,
+        index: usize,
+        augment: Option<&mut Rng>,
+        out: &mut Vec<f32>,
+    ) -> Result<Item, DataError> {
+        let path = &self.files[index];
+        let start = out.len();
+        match (self.load(path, augment, out), self.on_bad_image) {
+            (Ok(()), _) => Ok(Item::Read),
+            (Err(e), OnBadImage::Skip) => {
+                out.truncate(start);
+                warn!("skipping {}: {e}", path.display());
+                Ok(Item::Skipped(format!("{}: {e}", path.display())))
+            }
+            (Err(e), OnBadImage::Fail) => Err(folder_error(
+                path,
+                format!(
+                    "cannot decode the image ({e}); fix or remove it, or set \
+                     data.image_folder.on_bad_image = \"skip\""
+                ),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayImage, Luma, Rgb};
+    use crate::data::loader::read_batch;
+    use biofeedback_core::init::seeded_rng;
+    use image::{GrayImage, Luma, RgbImage};
 
     fn shared(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -523,7 +826,7 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         // A gradient, so that different crops and flips give different pixels.
         RgbImage::from_fn(20, 16, |x, y| {
-            Rgb([value.wrapping_add(10 * x as u8), 255 - value, 15 * y as u8])
+            image::Rgb([value.wrapping_add(10 * x as u8), 255 - value, 15 * y as u8])
         })
         .save(path)
         .unwrap();
@@ -540,6 +843,20 @@ mod tests {
         }
     }
 
+    fn both(
+        dir: &Path,
+        section: &ImageFolderSection,
+    ) -> Result<(ImageFolder, ImageFolder), DataError> {
+        let f = open(dir, section, Splits::Both)?;
+        Ok((f.train.unwrap(), f.eval))
+    }
+
+    /// Every example of `set`, through the evaluation transform.
+    fn read_all(set: &ImageFolder) -> Result<Vec<f32>, DataError> {
+        let indices: Vec<usize> = (0..set.len()).collect();
+        read_batch(set, 0, &indices, None).map(|b| b.x)
+    }
+
     #[test]
     fn reads_the_cifar_folder_sample_with_a_class_subset_and_limit() {
         let section = ImageFolderSection {
@@ -547,14 +864,14 @@ mod tests {
             per_class_limit: Some(5),
             ..small(32)
         };
-        let split = load(&shared("cifar10-folder-sample"), &section).unwrap();
-        assert_eq!(split.train.len(), 15);
-        assert_eq!(split.test.len(), 15);
-        assert_eq!(split.train.dim, 3 * 32 * 32);
-        let mut labels = split.train.labels.clone();
+        let (train, test) = both(&shared("cifar10-folder-sample"), &section).unwrap();
+        assert_eq!(train.len(), 15);
+        assert_eq!(test.len(), 15);
+        assert_eq!(train.dim(), 3 * 32 * 32);
+        let mut labels = train.labels.clone();
         labels.dedup();
         assert_eq!(labels, [0, 1, 2]);
-        assert!(split.train.augment.is_some());
+        assert_eq!(read_all(&test).unwrap().len(), 15 * 3 * 32 * 32);
     }
 
     #[test]
@@ -565,44 +882,90 @@ mod tests {
             holdout_every: 2,
             ..Default::default()
         };
-        let (train, eval, names) = load_sets(&shared("imagenet-sample"), &section).unwrap();
-        assert_eq!(names.len(), 19);
-        assert_eq!(train.images.len() + eval.images.len(), 20);
-        assert!(train.images.iter().all(|i| i.width().min(i.height()) == 72));
+        let (train, eval) = both(&shared("imagenet-sample"), &section).unwrap();
+        assert_eq!(train.classes.len(), 19);
+        assert_eq!(train.len() + eval.len(), 20);
+        let x = read_all(&train).unwrap();
+        assert_eq!(x.len(), train.len() * 3 * 64 * 64);
+        assert!(x.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_reduced_scale_jpeg_decode_matches_the_full_one() {
+        // The ImageNet sample's photos are about 512 pixels: for a 128 side they decode at
+        // half or quarter scale.
+        let dir = shared("imagenet-sample");
+        let class = subfolders(&dir).unwrap().remove(0);
+        let file = image_files(&dir.join(class)).unwrap().remove(0);
+        let bytes = std::fs::read(&file).unwrap();
+        let reduced = decode(&bytes, 128).unwrap();
+        let full = decode(&bytes, 100_000).unwrap();
+        assert!(reduced.width < full.width && reduced.width.min(reduced.height) >= 128);
+        let set = ImageFolder {
+            files: vec![file.clone()],
+            labels: vec![0],
+            classes: vec!["x".into()],
+            augment: false,
+            size: 112,
+            resize: 128,
+            reduced_decode: true,
+            min_scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            on_bad_image: OnBadImage::Fail,
+        };
+        let mut x = Vec::new();
+        set.load(&file, None, &mut x).unwrap();
+        // Decoding fully and cropping the same region gives nearly the same pixels.
+        let mut y = Vec::new();
+        let image = decode(&bytes, 100_000).unwrap();
+        let crop = center_crop(image.width, image.height, 112, 128);
+        let src =
+            Image::from_vec_u8(image.width, image.height, image.pixels, PixelType::U8x3).unwrap();
+        let mut dst = Image::new(112, 112, PixelType::U8x3);
+        Resizer::new()
+            .resize(
+                &src,
+                &mut dst,
+                &ResizeOptions::new()
+                    .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+                    .crop(crop.0, crop.1, crop.2, crop.3),
+            )
+            .unwrap();
+        for c in 0..3 {
+            y.extend(dst.buffer().chunks_exact(3).map(|p| p[c] as f32 / 255.0));
+        }
+        let mean_abs: f32 =
+            x.iter().zip(&y).map(|(a, b)| (a - b).abs()).sum::<f32>() / x.len() as f32;
+        assert!(mean_abs < 0.03, "mean absolute difference {mean_abs}");
     }
 
     #[test]
     fn augmentation_is_reproducible_from_the_seed_and_differs_across_seeds() {
         let dir = tempfile::tempdir().unwrap();
         folder(dir.path());
-        let split = load(dir.path(), &small(8)).unwrap();
-        let augment = split.train.augment.clone().unwrap();
-        let batch = |seed| {
-            let mut rng = biofeedback_core::init::seeded_rng(seed);
-            augment.batch(&[0, 1, 2, 3], &mut rng)
+        let (train, _) = both(dir.path(), &small(8)).unwrap();
+        let one = |seed| {
+            let mut out = Vec::new();
+            train
+                .read(0, Some(&mut seeded_rng(seed)), &mut out)
+                .unwrap();
+            out
         };
-        assert_eq!(batch(1), batch(1));
-        assert_ne!(batch(1), batch(2));
-        assert_eq!(batch(1).len(), 4 * 3 * 64);
-        // Different workers give the same images in the same order.
-        let two = load(
-            dir.path(),
-            &ImageFolderSection {
-                workers: 3,
-                ..small(8)
-            },
-        )
-        .unwrap();
-        assert_eq!(two.train.images, split.train.images);
+        assert_eq!(one(1), one(1));
+        assert!((2..6).any(|s| one(s) != one(1)));
+        assert_eq!(one(1).len(), 3 * 64);
     }
 
     #[test]
-    fn a_corrupt_image_is_named_or_skipped_and_counted() {
+    fn a_corrupt_image_is_named_or_skipped() {
         let dir = tempfile::tempdir().unwrap();
         folder(dir.path());
         let bad = dir.path().join("train/a/broken.jpg");
         std::fs::write(&bad, b"\xff\xd8\xff not really a jpeg").unwrap();
-        let e = load(dir.path(), &small(8)).unwrap_err().to_string();
+        let (train, _) = both(dir.path(), &small(8)).unwrap();
+        assert_eq!(train.len(), 5, "scanning opens nothing");
+        let e = read_all(&train).unwrap_err().to_string();
         assert!(
             e.contains("broken.jpg") && e.contains("on_bad_image"),
             "{e}"
@@ -611,9 +974,49 @@ mod tests {
             on_bad_image: OnBadImage::Skip,
             ..small(8)
         };
-        let (train, _, _) = load_sets(dir.path(), &section).unwrap();
-        assert_eq!(train.skipped, [bad]);
-        assert_eq!(train.images.len(), 4);
+        let (train, _) = both(dir.path(), &section).unwrap();
+        let batch = read_batch(&train, 0, &(0..5).collect::<Vec<_>>(), None).unwrap();
+        assert_eq!(batch.len(), 4);
+        assert_eq!(batch.skipped.len(), 1);
+        assert!(batch.skipped[0].contains("broken.jpg"));
+    }
+
+    #[test]
+    fn an_image_over_the_pixel_limit_is_refused_before_decoding() {
+        // A valid 1x1 PNG whose header claims 20000 x 20000 pixels.
+        let mut png = Vec::new();
+        RgbImage::new(1, 1)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        let e = decode(&png, 8).err().unwrap();
+        assert!(e.contains("20000x20000") && e.contains("limit"), "{e}");
+        // An extreme aspect ratio is cropped and resized without a huge intermediate.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/thin.png");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        RgbImage::new(1, 20000).save(&path).unwrap();
+        let set = ImageFolder {
+            files: vec![path.clone()],
+            labels: vec![0],
+            classes: vec!["a".into()],
+            augment: true,
+            size: 224,
+            resize: 256,
+            reduced_decode: true,
+            min_scale: 0.08,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            on_bad_image: OnBadImage::Fail,
+        };
+        let mut out = Vec::new();
+        set.read(0, Some(&mut seeded_rng(1)), &mut out).unwrap();
+        set.read(0, None, &mut out).unwrap();
+        assert_eq!(out.len(), 2 * 3 * 224 * 224);
     }
 
     #[test]
@@ -622,23 +1025,45 @@ mod tests {
         folder(dir.path());
         std::fs::create_dir_all(dir.path().join("train/c")).unwrap();
         std::fs::create_dir_all(dir.path().join("val/c")).unwrap();
-        let e = load(dir.path(), &small(8)).unwrap_err().to_string();
-        assert!(
-            e.contains("train/c") && e.contains("empty class folder"),
-            "{e}"
-        );
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(e.contains("/c") && e.contains("empty class folder"), "{e}");
     }
 
     #[test]
-    fn an_unknown_class_in_the_subset_is_named_with_the_existing_ones() {
+    fn unknown_or_repeated_classes_in_the_subset_are_named() {
         let dir = tempfile::tempdir().unwrap();
         folder(dir.path());
         let section = ImageFolderSection {
             classes: vec!["a".into(), "zebra".into()],
             ..small(8)
         };
-        let e = load(dir.path(), &section).unwrap_err().to_string();
+        let e = both(dir.path(), &section).unwrap_err().to_string();
         assert!(e.contains("`zebra`") && e.contains("a, b"), "{e}");
+        let section = ImageFolderSection {
+            classes: vec!["a".into(), "a".into()],
+            ..small(8)
+        };
+        let e = both(dir.path(), &section).unwrap_err().to_string();
+        assert!(e.contains("`a` is named twice"), "{e}");
+    }
+
+    #[test]
+    fn a_class_file_chooses_and_orders_the_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        folder(dir.path());
+        std::fs::write(
+            dir.path().join("subset.txt"),
+            "# mine\nb  second class\na\n",
+        )
+        .unwrap();
+        let section = ImageFolderSection {
+            classes_file: Some("subset.txt".into()),
+            ..small(8)
+        };
+        let (train, eval) = both(dir.path(), &section).unwrap();
+        assert_eq!(train.classes, ["b", "a"]);
+        assert!(train.files[0].to_string_lossy().contains("train/b/"));
+        assert_eq!(eval.labels, [0, 0, 1, 1]);
     }
 
     #[test]
@@ -657,17 +1082,14 @@ mod tests {
             )
             .unwrap();
         }
-        let split = load(root, &small(8)).unwrap();
-        assert_eq!(split.train.len(), 2);
-        assert_eq!(split.train.channels, 3);
-        assert_eq!(split.train.images.len(), 2 * 3 * 64);
+        let (train, _) = both(root, &small(8)).unwrap();
+        assert_eq!(train.len(), 2);
+        let x = read_all(&train).unwrap();
+        assert_eq!(x.len(), 2 * 3 * 64);
         // The gray image (the second file in sorted order) has equal channels.
-        let first: Vec<f32> = (0..3)
-            .map(|c| split.train.images[3 * 64 + c * 64])
-            .collect();
         let s = ImageFolderSection::default();
         let raw: Vec<f64> = (0..3)
-            .map(|c| first[c] as f64 * s.std[c] + s.mean[c])
+            .map(|c| x[3 * 64 + c * 64] as f64 * s.std[c] + s.mean[c])
             .collect();
         assert!(
             (raw[0] - raw[1]).abs() < 1e-3 && (raw[1] - raw[2]).abs() < 1e-3,
@@ -679,10 +1101,96 @@ mod tests {
     fn a_missing_held_out_split_is_named() {
         let dir = tempfile::tempdir().unwrap();
         write_png(&dir.path().join("train/a/0.png"), 1);
-        let e = load(dir.path(), &small(8)).unwrap_err().to_string();
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
         assert!(
             e.contains("no held-out split") && e.contains("`val`"),
             "{e}"
         );
+    }
+
+    /// `train/<wnid>/` class folders and a flat `val/` of ILSVRC2012_val_*.JPEG files.
+    fn imagenet_layout(root: &Path) {
+        for (c, wnid) in ["n01440764", "n01443537", "n01484850"].iter().enumerate() {
+            for i in 0..2 {
+                write_png(
+                    &root.join(format!("train/{wnid}/{wnid}_{i}.JPEG")),
+                    40 * c as u8,
+                );
+            }
+        }
+        std::fs::create_dir_all(root.join("val")).unwrap();
+        for k in 1..=4 {
+            let path = root.join(format!("val/ILSVRC2012_val_{k:08}.JPEG"));
+            // PNG bytes under a JPEG name: the format is told by the bytes.
+            write_png(&path, k as u8);
+        }
+    }
+
+    #[test]
+    fn a_flat_imagenet_validation_folder_is_labelled_by_the_solution_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ILSVRC/Data/CLS-LOC");
+        imagenet_layout(&root);
+        std::fs::write(
+            dir.path().join("LOC_val_solution.csv"),
+            "ImageId,PredictionString\n\
+             ILSVRC2012_val_00000001,n01484850 1 2 3 4 n01484850 5 6 7 8\n\
+             ILSVRC2012_val_00000002,n01440764 1 2 3 4\n\
+             ILSVRC2012_val_00000003,n09999999 1 2 3 4\n\
+             ILSVRC2012_val_00000004,n01443537 1 2 3 4\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("LOC_synset_mapping.txt"),
+            "n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n",
+        )
+        .unwrap();
+        let (train, eval) = both(&root, &small(8)).unwrap();
+        assert_eq!(train.classes, ["n01440764", "n01443537", "n01484850"]);
+        // Sorted by class; the image of a class outside the subset is left out.
+        assert_eq!(eval.labels, [0, 1, 2]);
+        assert!(eval.files[0].ends_with("ILSVRC2012_val_00000002.JPEG"));
+        let section = ImageFolderSection {
+            first_classes: Some(2),
+            ..small(8)
+        };
+        let (_, eval) = both(&root, &section).unwrap();
+        assert_eq!(eval.labels, [0, 1]);
+    }
+
+    #[test]
+    fn the_devkit_ground_truth_maps_ilsvrc2012_ids_to_wnids() {
+        let dir = tempfile::tempdir().unwrap();
+        imagenet_layout(dir.path());
+        // IDs 449 (n01440764, tench), 1 (n02119789, kit fox), 450 (n01443537), 442
+        // (n01484850).
+        std::fs::write(
+            dir.path().join("ILSVRC2012_validation_ground_truth.txt"),
+            "449\n1\n450\n442\n",
+        )
+        .unwrap();
+        let (_, eval) = both(dir.path(), &small(8)).unwrap();
+        assert_eq!(eval.labels, [0, 1, 2]);
+        assert!(eval.files[2].ends_with("ILSVRC2012_val_00000004.JPEG"));
+        let wnids: Vec<&str> = ILSVRC2012_WNIDS.lines().collect();
+        assert_eq!((wnids[0], wnids[489]), ("n02119789", "n01751748"));
+        std::fs::write(
+            dir.path().join("ILSVRC2012_validation_ground_truth.txt"),
+            "449\nkit fox\n",
+        )
+        .unwrap();
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("ILSVRC2012_ID"), "{e}");
+    }
+
+    #[test]
+    fn only_the_held_out_split_is_needed_for_evaluation() {
+        let dir = tempfile::tempdir().unwrap();
+        folder(dir.path());
+        std::fs::remove_dir_all(dir.path().join("train")).unwrap();
+        let f = open(dir.path(), &small(8), Splits::Eval).unwrap();
+        assert!(f.train.is_none());
+        assert_eq!(f.eval.classes, ["a", "b"]);
+        assert_eq!(read_all(&f.eval).unwrap().len(), 4 * 3 * 64);
     }
 }

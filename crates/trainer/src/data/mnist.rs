@@ -41,7 +41,6 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
         dim: dims[1] * dims[2],
         channels: 1,
         classes: 10,
-        augment: None,
     })
 }
 

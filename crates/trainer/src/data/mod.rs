@@ -1,21 +1,117 @@
-//! Data sets in their official formats, loaded into host memory.
+//! Data sets as indexes whose examples are read on demand, and the loader that turns them into
+//! batches on worker threads.
 //!
-//! - [`mnist`]: the IDX files (`train-images-idx3-ubyte` ...), gzip or raw.
-//! - [`cifar`]: the CIFAR-10 binary batches (`data_batch_*.bin`, `test_batch.bin`).
-//! - [`image_folder`]: ImageNet-style folders of JPEG and PNG images, one folder per class.
+//! - [`Source`]: what the loader needs of a data set: its length, labels, example shape, and
+//!   one example read into a buffer (through the training transform when a generator is
+//!   given).
+//! - [`Dataset`]: small sets held in host memory ([`mnist`]: the IDX files, gzip or raw;
+//!   [`cifar`]: the CIFAR-10 binary batches).
+//! - [`image_folder`]: ImageNet-style folders scanned into `(path, class)` pairs; each photo
+//!   is decoded, cropped and normalized when a batch needs it.
+//! - [`loader`]: worker threads, a bounded prefetch queue, batches in a fixed order whose
+//!   content depends only on `(seed, epoch, batch index)`.
+//!
+//! Why not burn-dataset: its `Dataset::get` returns `Option<I>` (a file that does not decode
+//! can only be a silent gap or a panic, where this crate names the file or skips it as the
+//! config says), it has no per-example random transform tied to a seed, its
+//! `ImageFolderDataset` panics on a bad file, and its multi-worker `DataLoader` shuffles per
+//! worker, so a batch's content depends on the number of workers.
 //!
 //! Every failure is a [`DataError`] naming the file and what was expected.
 
 pub mod cifar;
 pub mod image_folder;
+pub mod loader;
 pub mod mnist;
 
-use image_folder::Augment;
+use biofeedback_core::init::Rng;
 use std::sync::Arc;
 
 use crate::config::{DataSection, DatasetKind, Normalize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// What reading one example gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The example was written to the buffer.
+    Read,
+    /// The example could not be read and the config says to skip it: why, naming the file.
+    Skipped(String),
+}
+
+/// A labelled data set whose examples are read on demand, from any thread.
+///
+/// Examples are `[channels, height, width]` images flattened channel-major into `dim()`
+/// floats, already scaled and normalized.
+pub trait Source: Send + Sync + std::fmt::Debug {
+    /// Number of examples.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of classes; labels are `< classes()`.
+    fn classes(&self) -> usize;
+    /// The shape of one example, `[channels, height, width]`.
+    fn shape(&self) -> [usize; 3];
+    /// Values per example.
+    fn dim(&self) -> usize {
+        self.shape().iter().product()
+    }
+    /// The class of example `index`.
+    fn label(&self, index: usize) -> usize;
+    /// Appends example `index` (`dim()` values) to `out`: through the training transform
+    /// (random crop and flip drawn from `augment`) when a generator is given, else through
+    /// the evaluation transform. On [`Item::Skipped`] nothing is appended.
+    fn read(
+        &self,
+        index: usize,
+        augment: Option<&mut Rng>,
+        out: &mut Vec<f32>,
+    ) -> Result<Item, DataError>;
+}
+
+/// The training and the held-out sets of a run, as the trainer reads them.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Training examples.
+    pub train: Arc<dyn Source>,
+    /// Held-out examples.
+    pub test: Arc<dyn Source>,
+}
+
+impl From<Split> for Sources {
+    fn from(split: Split) -> Self {
+        Self {
+            train: Arc::new(split.train),
+            test: Arc::new(split.test),
+        }
+    }
+}
+
+/// Up to `n` examples of `source` drawn evenly across its classes: the first example of every
+/// class, then the second of every class, and so on (each class's examples in index order),
+/// so a class-sorted set gives every class its share (SPEC section 4).
+pub fn across_classes(source: &dyn Source, n: usize) -> Vec<usize> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); source.classes()];
+    for i in 0..source.len() {
+        by_class[source.label(i)].push(i);
+    }
+    let mut chosen = Vec::with_capacity(n.min(source.len()));
+    let mut rank = 0;
+    while chosen.len() < n.min(source.len()) {
+        for class in &by_class {
+            if let Some(&i) = class.get(rank)
+                && chosen.len() < n
+            {
+                chosen.push(i);
+            }
+        }
+        rank += 1;
+    }
+    chosen
+}
 
 /// A labelled image set, flattened: example `i` is `images[i*dim .. (i+1)*dim]`, channel-major
 /// (`[channels, height, width]`), scaled as the config says.
@@ -31,9 +127,6 @@ pub struct Dataset {
     pub channels: usize,
     /// Number of classes.
     pub classes: usize,
-    /// Training transform drawn anew each epoch (image folders); `None`: the stored
-    /// examples as they are.
-    pub augment: Option<Arc<Augment>>,
 }
 
 impl Dataset {
@@ -76,25 +169,12 @@ impl Dataset {
     }
 
     /// One-hot targets of examples `indices`, `[indices.len(), classes]`.
-    fn one_hot(&self, indices: &[usize]) -> Vec<f32> {
+    pub fn one_hot(&self, indices: &[usize]) -> Vec<f32> {
         let mut t = vec![0.0; indices.len() * self.classes];
         for (row, &i) in indices.iter().enumerate() {
             t[row * self.classes + self.labels[i] as usize] = 1.0;
         }
         t
-    }
-
-    /// Like [`Dataset::gather`], through the training transform when there is one (a
-    /// random resized crop and flip per example, drawn from `rng`).
-    pub fn gather_train(
-        &self,
-        indices: &[usize],
-        rng: &mut impl rand::Rng,
-    ) -> (Vec<f32>, Vec<f32>) {
-        match &self.augment {
-            None => self.gather(indices),
-            Some(augment) => (augment.batch(indices, rng), self.one_hot(indices)),
-        }
     }
 
     /// Per-channel mean and standard deviation over the whole set.
@@ -170,6 +250,9 @@ pub enum DataError {
         /// What was expected and what was found.
         message: String,
     },
+    /// A loader worker stopped unexpectedly (a bug): what it said.
+    #[error("a data loader worker failed: {0}")]
+    Worker(String),
     /// A label outside `0..classes`.
     #[error("{path}: label {label} of record {index} is out of range (expected 0..={max})")]
     Label {
@@ -205,7 +288,8 @@ pub(crate) fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result
     }
 }
 
-/// Loads the data set the config names, applies the limits and the scaling.
+/// Loads an in-memory data set (MNIST or CIFAR-10) as the config names it, with the limits
+/// and the scaling applied. Image folders stream instead: see [`open`].
 pub fn load(section: &DataSection) -> Result<Split, DataError> {
     if !section.dir.is_dir() {
         return Err(DataError::MissingDir(section.dir.clone()));
@@ -213,7 +297,12 @@ pub fn load(section: &DataSection) -> Result<Split, DataError> {
     let mut split = match section.dataset {
         DatasetKind::Mnist => mnist::load(&section.dir)?,
         DatasetKind::Cifar10 => cifar::load(&section.dir)?,
-        DatasetKind::ImageFolder => image_folder::load(&section.dir, &section.image_folder)?,
+        DatasetKind::ImageFolder => {
+            return Err(DataError::Format {
+                path: section.dir.clone(),
+                message: "an image folder is read on demand (data::open), not into memory".into(),
+            });
+        }
     };
     if let Some(n) = section.train_limit {
         split.train.truncate(n);
@@ -227,4 +316,129 @@ pub fn load(section: &DataSection) -> Result<Split, DataError> {
         split.test.standardize(&stats);
     }
     Ok(split)
+}
+
+/// Which splits a command reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Splits {
+    /// Training and held-out (training).
+    Both,
+    /// Only the held-out split (`eval`): an image folder's training split is not scanned and
+    /// need not exist. [`Sources::train`] is then the held-out set too.
+    Eval,
+}
+
+/// Opens the data set the config names: small sets are loaded into memory ([`load`]), image
+/// folders are scanned into indexes. Applies `train_limit`, `test_limit` and `eval_limit`.
+pub fn open(section: &DataSection, splits: Splits) -> Result<Sources, DataError> {
+    let mut sources = match section.dataset {
+        DatasetKind::ImageFolder => {
+            if !section.dir.is_dir() {
+                return Err(DataError::MissingDir(section.dir.clone()));
+            }
+            let folder = image_folder::open(&section.dir, &section.image_folder, splits)?;
+            let mut test = folder.eval;
+            if let Some(n) = section.test_limit {
+                test.truncate(n);
+            }
+            let test: Arc<dyn Source> = Arc::new(test);
+            let train: Arc<dyn Source> = match folder.train {
+                Some(mut train) => {
+                    if let Some(n) = section.train_limit {
+                        train.truncate(n);
+                    }
+                    Arc::new(train)
+                }
+                None => test.clone(),
+            };
+            Sources { train, test }
+        }
+        _ => load(section)?.into(),
+    };
+    if let Some(n) = section.eval_limit {
+        let chosen = across_classes(sources.test.as_ref(), n);
+        sources.test = Arc::new(Subset {
+            source: sources.test,
+            indices: chosen,
+        });
+    }
+    Ok(sources)
+}
+
+/// The examples `indices` of another source, in that order.
+#[derive(Debug)]
+pub struct Subset {
+    /// The whole set.
+    pub source: Arc<dyn Source>,
+    /// The examples kept.
+    pub indices: Vec<usize>,
+}
+
+impl Source for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn classes(&self) -> usize {
+        self.source.classes()
+    }
+    fn shape(&self) -> [usize; 3] {
+        self.source.shape()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.source.label(self.indices[index])
+    }
+    fn read(
+        &self,
+        index: usize,
+        augment: Option<&mut Rng>,
+        out: &mut Vec<f32>,
+    ) -> Result<Item, DataError> {
+        self.source.read(self.indices[index], augment, out)
+    }
+}
+
+impl Source for Dataset {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn shape(&self) -> [usize; 3] {
+        Dataset::shape(self)
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[index] as usize
+    }
+    /// The stored example; in-memory sets have no training transform.
+    fn read(
+        &self,
+        index: usize,
+        _augment: Option<&mut Rng>,
+        out: &mut Vec<f32>,
+    ) -> Result<Item, DataError> {
+        out.extend_from_slice(&self.images[index * self.dim..(index + 1) * self.dim]);
+        Ok(Item::Read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn across_classes_takes_every_class_of_a_class_sorted_set() {
+        let set = Dataset {
+            images: vec![0.0; 12],
+            labels: vec![0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2],
+            dim: 1,
+            channels: 1,
+            classes: 3,
+        };
+        assert_eq!(across_classes(&set, 5), [0, 4, 6, 1, 5]);
+        assert_eq!(across_classes(&set, 100).len(), 12);
+        let mut firsts = across_classes(&set, 3);
+        firsts.sort();
+        assert_eq!(firsts, [0, 4, 6]);
+    }
 }
