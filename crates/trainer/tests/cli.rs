@@ -563,3 +563,62 @@ fn a_resnet_on_an_augmented_image_folder_killed_inside_an_epoch_resumes_bit_for_
     ]);
     assert!(report.contains("on 240 test examples"), "{report}");
 }
+
+#[test]
+fn a_bad_photo_met_by_a_loader_worker_is_one_error_line_or_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    for split in ["train", "val"] {
+        for class in ["cat", "dog"] {
+            let dir = folder.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..6 {
+                let source = shared_data("cifar10-folder-sample").join(format!("train/{class}"));
+                let first = std::fs::read_dir(&source)
+                    .unwrap()
+                    .nth(i)
+                    .unwrap()
+                    .unwrap()
+                    .path();
+                std::fs::copy(first, dir.join(format!("{i}.jpg"))).unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        folder.join("train/dog/3.jpg"),
+        b"\xff\xd8\xff\xe0 truncated",
+    )
+    .unwrap();
+    let config = format!(
+        "[data]\ndataset = \"image_folder\"\ndir = {:?}\nworkers = 3\n\
+         [data.image_folder]\nimage_size = 16\nresize = 16\n\
+         [model]\nkind = \"resnet18\"\nstem = \"cifar\"\nwidth = 2\n\
+         [optim]\nbatch_size = 4\n[run]\nepochs = 1\n[metrics]\neval_batch = 4\n",
+        folder.to_str().unwrap()
+    );
+    let e = fails(tmp.path(), &config, &[]);
+    assert!(
+        e.contains("train/dog/3.jpg") && e.contains("on_bad_image"),
+        "{e}"
+    );
+    let cfg = tmp.path().join("skip.toml");
+    std::fs::write(
+        &cfg,
+        config.replace("resize = 16\n", "resize = 16\non_bad_image = \"skip\"\n"),
+    )
+    .unwrap();
+    let out = tmp.path().join("skipped");
+    let o = biofeedback(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipping") && stderr.contains("3.jpg"),
+        "{stderr}"
+    );
+}
