@@ -2,7 +2,7 @@
 //!
 //! The library behind the `biofeedback` command: experiment configs ([`config`]), data sets in
 //! their official formats ([`data`]), the training loop ([`train`]), run directories
-//! ([`run_dir`]) with their checkpoints ([`checkpoint`]), learning-rate schedules
+//! ([`run_dir`]) with their checkpoints ([`checkpoint`]), throughput benches ([`bench`]), learning-rate schedules
 //! ([`schedule`]), device selection ([`device`]), and reading runs back ([`run_record`]) to
 //! plot them ([`plot`]) or compare them ([`compare`]).
 //!
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod atomic;
+pub mod bench;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;

@@ -10,8 +10,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// The filter when `RUST_LOG` is not set, and always the file's.
-pub const DEFAULT_FILTER: &str = "warn,biofeedback=info,biofeedback_trainer=info";
+/// The filter when `RUST_LOG` is not set, and always the file's. cubecl logs every kernel
+/// that an adapter cannot compile, with its whole source at ERROR level and again as a launch
+/// failure at WARN, although autotune then uses another candidate (on a software renderer:
+/// every subgroup kernel); the trainer says once that a software renderer is in use instead.
+/// A kernel that fails for good still fails the read of its result. `RUST_LOG=warn` shows them.
+pub const DEFAULT_FILTER: &str = "warn,biofeedback=info,biofeedback_trainer=info,\
+                                  cubecl_wgpu::backend=off,cubecl_runtime::logging=off";
 
 /// A log file that can be opened after logging has started; writes before that are dropped.
 #[derive(Debug, Clone, Default)]

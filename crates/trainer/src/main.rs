@@ -1,9 +1,13 @@
 //! `biofeedback`: train networks without weight transport.
 
 use anyhow::{Context, Result, bail};
+use biofeedback_core::Rule;
+use biofeedback_models::Stem;
+use biofeedback_trainer::bench::{self, BenchSpec};
 use biofeedback_trainer::checkpoint::Checkpoint;
 use biofeedback_trainer::config::Config;
-use biofeedback_trainer::device::DeviceChoice;
+use biofeedback_trainer::config::ModelKind;
+use biofeedback_trainer::device::{DeviceChoice, DeviceInfo};
 use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
 use biofeedback_trainer::run_record::RunRecord;
@@ -11,7 +15,7 @@ use biofeedback_trainer::train::{EpochReport, Trainer};
 use biofeedback_trainer::{compare, plot};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Deep learning without weight transport: backprop, feedback alignment, sign symmetry,
 /// weight mirrors and Kolen-Pollack, with per-layer alignment metrics.
@@ -73,11 +77,69 @@ enum Command {
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
     },
+    /// Training throughput on synthetic batches: images per second per rule on a device
+    /// (after warm-up), as a Markdown table, or JSON.
+    ///
+    /// e.g. biofeedback bench --device wgpu --model resnet18 --image-size 224 --batch-size 256
+    /// --steps 50 --rules bp,fa,ss,wm,kp
+    Bench {
+        /// Where tensors live.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+        device: DeviceChoice,
+        /// The network.
+        #[arg(long, value_enum, default_value_t = BenchModel::Resnet18)]
+        model: BenchModel,
+        /// Side of the square input images (ResNets).
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// Examples per step.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Timed steps per rule.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed steps per rule first (kernel compilation, autotune).
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Timed blocks the steps are split into (the table gives the median and the range).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Rules, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "bp,fa,ss,wm,kp")]
+        rules: Vec<String>,
+        /// ResNet width (64 is torchvision's).
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// ResNet stem: imagenet (7x7/2 + max-pool) or cifar (3x3/1).
+        #[arg(long, value_enum, default_value_t = BenchStem::Imagenet)]
+        stem: BenchStem,
+        /// Number of classes.
+        #[arg(long, default_value_t = 1000)]
+        classes: usize,
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Work with experiment files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// `--model` of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchModel {
+    Mlp,
+    Resnet18,
+    Resnet50,
+}
+
+/// `--stem` of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchStem {
+    Imagenet,
+    Cifar,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +195,68 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
         }
         Command::Compare { runs } => {
             print!("{}", compare::markdown(&load_runs(&runs)?));
+            Ok(())
+        }
+        Command::Bench {
+            device,
+            model,
+            image_size,
+            batch_size,
+            steps,
+            warmup,
+            rounds,
+            rules,
+            width,
+            stem,
+            classes,
+            json,
+        } => {
+            let rules = rules
+                .iter()
+                .map(|r| {
+                    r.trim().parse::<Rule>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--rules: `{r}` is not a rule (expected bp, fa, ss, wm or kp)"
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if batch_size == 0 || steps == 0 || width == 0 || classes == 0 || image_size == 0 {
+                bail!(
+                    "--batch-size, --steps, --width, --classes and --image-size must be at least 1"
+                );
+            }
+            let spec = BenchSpec {
+                model: match model {
+                    BenchModel::Mlp => ModelKind::Mlp,
+                    BenchModel::Resnet18 => ModelKind::ResNet18,
+                    BenchModel::Resnet50 => ModelKind::ResNet50,
+                },
+                image_size,
+                batch_size,
+                steps,
+                warmup,
+                rounds,
+                rules,
+                width,
+                stem: match stem {
+                    BenchStem::Imagenet => Stem::Imagenet,
+                    BenchStem::Cifar => Stem::Cifar,
+                },
+                classes,
+            };
+            let handle = device.create()?;
+            let info = log_device(device, &handle);
+            let report = bench::run(&spec, &handle, info, |row| {
+                info!(
+                    "{}: {:.1} img/s ({:.4} s/step)",
+                    row.rule, row.images_per_second, row.seconds_per_step
+                )
+            })?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print!("{}", report.markdown()),
+            }
             Ok(())
         }
         Command::Config {
@@ -200,13 +324,13 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
     .with_context(|| format!("cannot write to {}", dir.path.display()))?;
     let config = &trainer.config;
     info!(
-        "{}: rule {} on {:?}, device {:?}, run directory {}",
+        "{}: rule {} on {:?}, run directory {}",
         config.run.name,
         config.algorithm.rule,
         config.data.dataset,
-        choice,
         dir.path.display()
     );
+    log_device(choice, &trainer.device);
     info!(
         "data: {} training, {} test examples; network {}",
         trainer.data.train.len(),
@@ -264,6 +388,21 @@ fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Re
         Checkpoint::capture(trainer, &dir.best_checkpoint()).save()?;
     }
     Ok(())
+}
+
+/// Logs the backend and adapter; warns once when wgpu found only a software renderer.
+fn log_device(choice: DeviceChoice, device: &burn::tensor::Device) -> DeviceInfo {
+    let info = choice.describe(device);
+    info!("device {info}");
+    if info.software {
+        warn!(
+            "--device {}: only a software renderer ({}) was found, no GPU; it runs every \
+             kernel on the CPU and is much slower than --device cpu",
+            choice.name(),
+            info.adapter
+        );
+    }
+    info
 }
 
 fn eval(

@@ -622,3 +622,56 @@ fn a_bad_photo_met_by_a_loader_worker_is_one_error_line_or_skipped() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_prints_a_table_or_json_and_refuses_an_unknown_rule() {
+    let table = succeeds(&[
+        "bench",
+        "--model",
+        "resnet18",
+        "--stem",
+        "cifar",
+        "--image-size",
+        "8",
+        "--width",
+        "2",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--rounds",
+        "2",
+        "--classes",
+        "3",
+        "--rules",
+        "bp,kp",
+    ]);
+    assert!(table.contains("| rule | s/step | img/s |"), "{table}");
+    assert!(
+        table.contains("| kp |") && table.contains("cpu (flex)"),
+        "{table}"
+    );
+    let json = succeeds(&[
+        "bench",
+        "--model",
+        "mlp",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--rules",
+        "wm",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["rows"][0]["rule"], "wm");
+    assert!(report["rows"][0]["images_per_second"].as_f64().unwrap() > 0.0);
+    let o = biofeedback(&["bench", "--rules", "bp,backprop"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`backprop` is not a rule"), "{stderr}");
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# On the lent GPU machine (see docs/gpu.md), from the repository root, with .gpu and .gl
+# carried: installs the Vulkan loader, checks that wgpu sees the NVIDIA GPU, then measures the
+# training step of this project and of PyTorch on the same GPU, in one call. Markdown goes to
+# stdout and to $OUT/gpu-bench.md.
+# Environment: STEPS (timed steps per rule, default 30), MODELS (default "resnet18 resnet50"),
+# BATCHES (default "64 256"), RULES (default bp,fa,ss,wm,kp).
+set -uo pipefail
+OUT=${OUT:-.}
+STEPS=${STEPS:-30}
+MODELS=${MODELS:-"resnet18 resnet50"}
+BATCHES=${BATCHES:-"64 256"}
+RULES=${RULES:-bp,fa,ss,wm,kp}
+report="$OUT/gpu-bench.md"
+: > "$report"
+say() { echo "$@" | tee -a "$report"; }
+
+for f in .gl/*.deb; do dpkg -x "$f" / ; done
+ldconfig
+zstd -d -f -q .gpu/biofeedback.zst -o /tmp/biofeedback && chmod +x /tmp/biofeedback
+bf=/tmp/biofeedback
+
+say "## GPU bench, $(date -u +%F)"
+say
+say '```'
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$report"
+python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda)' 2>&1 | tee -a "$report"
+say '```'
+
+# Which adapter does wgpu pick? A software renderer means the NVIDIA ICD was not found.
+probe() { "$bf" bench --device "$1" --model mlp --batch-size 8 --steps 1 --warmup 0 --rounds 1 --rules bp 2>&1 | grep -m1 "device "; }
+line=$(probe wgpu)
+if [[ -z "$line" || "$line" == *"software renderer"* ]]; then
+  for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+    if [[ -f "$icd" ]]; then export VK_DRIVER_FILES="$icd"; break; fi
+  done
+  line=$(probe wgpu)
+fi
+say "wgpu adapter: ${line#*device }"
+say
+
+for model in $MODELS; do
+  for batch in $BATCHES; do
+    say "### $model, 224x224, batch $batch"
+    say
+    "$bf" bench --device wgpu --model "$model" --image-size 224 --batch-size "$batch" \
+      --steps "$STEPS" --warmup 5 --rounds 5 --rules "$RULES" 2>>"$OUT/bench.log" | tee -a "$report"
+    say
+    python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
+      --batch-size "$batch" --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
+    python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
+      --batch-size "$batch" --steps "$STEPS" --tf32 2>>"$OUT/bench.log" | tee -a "$report"
+    say
+  done
+done
+
+# CIFAR-10 ResNet-18 (width 64, 32x32 stem), batch 128: an epoch of 50,000 images at this rate.
+say "### CIFAR-10 ResNet-18 (width 64, cifar stem), 32x32, batch 128"
+say
+"$bf" bench --device wgpu --model resnet18 --stem cifar --image-size 32 --batch-size 128 \
+  --classes 10 --steps "$STEPS" --warmup 5 --rules bp,kp --json 2>>"$OUT/bench.log" > "$OUT/cifar.json"
+python3 - "$OUT/cifar.json" <<'PY' | tee -a "$report"
+import json, sys
+r = json.load(open(sys.argv[1]))
+for row in r["rows"]:
+    print(f"- {row['rule']}: {row['images_per_second']:.0f} img/s, epoch of 50,000 images "
+          f"{50000 / row['images_per_second']:.1f} s")
+PY
+python3 benches/peers/train_step.py --device cuda --model resnet18 --stem cifar --image-size 32 \
+  --batch-size 128 --classes 10 --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
