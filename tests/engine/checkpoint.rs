@@ -210,3 +210,36 @@ fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
     let w = to_vec(model.layers[0].weight.clone());
     assert!(w.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn identical_states_give_identical_files_and_a_diverged_network_is_not_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(config("kp", 1), Device::flex());
+    t.run(|_| Ok::<_, TrainError>(())).unwrap();
+    let (a, b) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    Checkpoint::capture(&t, &a).save().unwrap();
+    Checkpoint::capture(&t, &b).save().unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let mut bad = Checkpoint::capture(&t, &b);
+    bad.tensors.get_mut("model.0.weight").unwrap().data[3] = f32::NAN;
+    let e = bad.save().unwrap_err().to_string();
+    assert!(e.contains("model.0.weight") && e.contains("NaN"), "{e}");
+}
+
+#[test]
+fn an_output_tied_with_the_true_class_counts_as_an_error() {
+    let mut t = trainer(config("bp", 1), Device::flex());
+    if let Network::Mlp { model, .. } = &mut t.net {
+        for layer in &mut model.layers {
+            layer.weight = layer.weight.clone().zeros_like();
+            layer.bias = layer.bias.clone().zeros_like();
+        }
+    }
+    let (_, top1, top5) = t.evaluate(&t.data.test).unwrap();
+    // Every output is 0: no class is above another, and none may count as right.
+    assert_eq!(top1, 100.0);
+    assert_eq!(top5, 100.0);
+}

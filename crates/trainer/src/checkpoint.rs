@@ -19,7 +19,12 @@
 //!   best_epoch, best_value (by checkpoint.metric)
 //!   inside an epoch (checkpoint.every_steps / every_minutes), the progress into epoch+1:
 //!   step (steps done), loss_sum, correct, seen, seconds, data_wait
+//!   sha256: SHA-256 of every other metadata pair (sorted by key) and every tensor (sorted by
+//!   name: name, shape, little-endian bytes), checked on load, so a flipped byte or an edited
+//!   header is refused
 //! ```
+//!
+//! The header's keys are written in sorted order, so identical states give identical files.
 //!
 //! The weight-mirror state is the `B` tensors themselves (the mirror phase before training is
 //! done once `epoch >= 1`). The random state is the seed and the epoch: every epoch re-seeds
@@ -36,11 +41,13 @@ use biofeedback_core::optim::LinearMomentum;
 use biofeedback_core::tensor_io::to_vec;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use tracing::warn;
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "biofeedback-checkpoint-1";
@@ -74,6 +81,17 @@ pub enum CheckpointError {
         /// What was expected.
         message: String,
     },
+    /// Resuming would change what the run was trained as.
+    #[error(
+        "checkpoint {path}: {what}; the run was trained with the checkpoint's values (resume \
+         with --allow-changes to continue with the new ones anyway)"
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// Which keys changed, from what to what.
+        what: String,
+    },
     /// The config stored in the checkpoint (with overrides) is invalid.
     #[error("checkpoint {path}: {source}")]
     Config {
@@ -82,6 +100,51 @@ pub enum CheckpointError {
         /// The cause.
         source: ConfigError,
     },
+}
+
+/// SHA-256 (hex) of `meta` (sorted by key, without `sha256`) and `tensors` (sorted by name:
+/// name, shape, little-endian f32 bytes), each field length-prefixed.
+fn digest(meta: &BTreeMap<String, String>, tensors: &BTreeMap<String, HostTensor>) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    for (k, v) in meta.iter().filter(|(k, _)| k.as_str() != "sha256") {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    for (name, t) in tensors {
+        field(name.as_bytes());
+        let shape: Vec<u8> = t
+            .shape
+            .iter()
+            .flat_map(|d| (*d as u64).to_le_bytes())
+            .collect();
+        field(&shape);
+        let data: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        field(&data);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `file` (a safetensors file) with its JSON header's keys in sorted order (the crate writes
+/// metadata from a `HashMap`, in a random order), padded to the same length.
+fn sorted_header(mut file: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&file[8..8 + n]) else {
+        return file;
+    };
+    // serde_json's map is sorted by key.
+    let Ok(mut sorted) = serde_json::to_vec(&header) else {
+        return file;
+    };
+    if sorted.len() > n {
+        return file;
+    }
+    sorted.resize(n, b' ');
+    file[8..8 + n].copy_from_slice(&sorted);
+    file
 }
 
 /// A tensor on the host.
@@ -225,7 +288,7 @@ impl Checkpoint {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut meta = HashMap::from([
+        let mut meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), self.version.clone()),
             ("epoch".to_string(), self.epoch.to_string()),
@@ -248,11 +311,21 @@ impl Checkpoint {
                 meta.insert(key.into(), value);
             }
         }
-        let file =
-            safetensors::serialize(views, Some(meta)).map_err(|e| CheckpointError::Format {
+        for (name, t) in &self.tensors {
+            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+                return Err(CheckpointError::Format {
+                    path: self.path.clone(),
+                    message: format!("tensor {name} holds {v}: a diverged network is not saved"),
+                });
+            }
+        }
+        meta.insert("sha256".into(), digest(&meta, &self.tensors));
+        let file = safetensors::serialize(views, Some(meta.into_iter().collect::<HashMap<_, _>>()))
+            .map_err(|e| CheckpointError::Format {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
+        let file = sorted_header(file);
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
@@ -331,6 +404,31 @@ impl Checkpoint {
                 },
             );
         }
+        let stored: BTreeMap<String, String> = meta
+            .iter()
+            .filter(|(k, _)| k.as_str() != "sha256")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match meta.get("sha256") {
+            Some(sum) => {
+                let computed = digest(&stored, &tensors);
+                if *sum != computed {
+                    return Err(format(format!(
+                        "checksum mismatch (stored {sum}, computed {computed}): the file was \
+                         changed or corrupted after it was written"
+                    )));
+                }
+            }
+            None => warn!(
+                "checkpoint {} has no checksum (written before checksums existed)",
+                path.display()
+            ),
+        }
+        for (name, t) in &tensors {
+            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+                return Err(format(format!("tensor {name} holds {v}")));
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             epoch,
@@ -350,6 +448,64 @@ impl Checkpoint {
                 source,
             }
         })
+    }
+
+    /// Keys that a resumed run may change without changing what it trains: its length, where
+    /// the data is and how it is loaded, how often it checkpoints.
+    pub const RESUMABLE_KEYS: [&str; 9] = [
+        "run.epochs",
+        "data.dir",
+        "data.workers",
+        "data.prefetch",
+        "data.image_folder.workers",
+        "checkpoint.every",
+        "checkpoint.every_steps",
+        "checkpoint.every_minutes",
+        "checkpoint.save_best",
+    ];
+
+    /// Checks a resume: the run directory's `config.toml` (`dir_config`) must be the
+    /// checkpoint's own (not a checkpoint copied in from another run), and `resumed` (the
+    /// checkpoint's config with the overrides of this invocation) may differ from it only in
+    /// [`Checkpoint::RESUMABLE_KEYS`], unless `allow_changes`.
+    pub fn check_resume(
+        &self,
+        dir_config: &Config,
+        resumed: &Config,
+        allow_changes: bool,
+    ) -> Result<(), CheckpointError> {
+        let own = self.config(&[])?;
+        let list = |d: Vec<(String, String, String)>| {
+            d.iter()
+                .filter(|(k, _, _)| !Self::RESUMABLE_KEYS.contains(&k.as_str()))
+                .map(|(k, a, b)| format!("{k} = {a} here, {b} there"))
+                .collect::<Vec<_>>()
+        };
+        let foreign = list(own.differences(dir_config));
+        if !foreign.is_empty() {
+            return Err(CheckpointError::Changed {
+                path: self.path.clone(),
+                what: format!(
+                    "does not belong to the run directory beside it (a checkpoint copied from \
+                     another run?): {}",
+                    foreign.join(", ").replace(" there", " in its config.toml")
+                ),
+            });
+        }
+        let changed = list(own.differences(resumed));
+        if !changed.is_empty() && !allow_changes {
+            return Err(CheckpointError::Changed {
+                path: self.path.clone(),
+                what: format!(
+                    "--set changes {}",
+                    changed
+                        .join(", ")
+                        .replace(" here,", " in the checkpoint,")
+                        .replace(" there", " now")
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Puts the checkpoint's parameters, feedback tensors, optimizer state, epoch and best

@@ -34,6 +34,7 @@ use crate::schedule::{LrSchedule, Schedule};
 use biofeedback_core::{Activation, BnFeedback, Init, MirrorConfig, Rule, SgdConfig};
 use biofeedback_models::{BnPosition, Depth, Loss, MlpConfig, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -74,6 +75,9 @@ pub struct RunSection {
     /// Cap on the training steps of an epoch (0: the whole training set), for smoke tests
     /// and quick looks at a big data set. Default 0.
     pub steps_per_epoch: usize,
+    /// Stop the run when an epoch's mean training loss exceeds this (finite divergence; 0:
+    /// never). A NaN or infinite loss always stops it. Default 1e5.
+    pub max_train_loss: f64,
 }
 
 impl Default for RunSection {
@@ -83,6 +87,7 @@ impl Default for RunSection {
             seed: 1,
             epochs: 10,
             steps_per_epoch: 0,
+            max_train_loss: 1e5,
         }
     }
 }
@@ -478,6 +483,43 @@ impl Config {
         Ok(config)
     }
 
+    /// The keys (`section.key`) whose values differ between `self` and `other`, with both
+    /// values, in key order.
+    pub fn differences(&self, other: &Config) -> Vec<(String, String, String)> {
+        fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+            match value {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let key = match prefix {
+                            "" => k.clone(),
+                            p => format!("{p}.{k}"),
+                        };
+                        flatten(&key, v, out);
+                    }
+                }
+                v => {
+                    out.insert(prefix.to_string(), v.to_string());
+                }
+            }
+        }
+        let table = |c: &Config| {
+            let mut out = BTreeMap::new();
+            let value = toml::Value::try_from(c).expect("every config value is representable");
+            flatten("", &value, &mut out);
+            out
+        };
+        let (a, b) = (table(self), table(other));
+        let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                let show =
+                    |m: &BTreeMap<String, String>| m.get(k).cloned().unwrap_or("(none)".into());
+                (k.clone(), show(&a), show(&b))
+            })
+            .collect()
+    }
+
     /// The resolved config as TOML, every key written out.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("every config value is representable in TOML")
@@ -584,6 +626,41 @@ impl Config {
             "a number in (0, 1]",
         )?;
         check(
+            f.std.iter().all(|v| v.is_finite() && *v > 0.0),
+            "data.image_folder.std",
+            format!("{:?}", f.std),
+            "three positive numbers",
+        )?;
+        check(
+            f.mean.iter().all(|v| v.is_finite()),
+            "data.image_folder.mean",
+            format!("{:?}", f.mean),
+            "three finite numbers",
+        )?;
+        check(
+            f.first_classes.is_none_or(|n| n >= 2),
+            "data.image_folder.first_classes",
+            format!("{:?}", f.first_classes),
+            "at least 2 (a classifier needs two classes)",
+        )?;
+        check(
+            f.classes.len() != 1,
+            "data.image_folder.classes",
+            format!("{:?}", f.classes),
+            "none (all) or at least 2 classes",
+        )?;
+        let name = &self.run.name;
+        check(
+            !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.contains(['/', '\\'])
+                && !name.chars().any(char::is_control),
+            "run.name",
+            format!("{name:?}"),
+            "a non-empty name without `/`, `\\` or control characters, not `.` or `..`",
+        )?;
+        check(
             f.holdout_every >= 2,
             "data.image_folder.holdout_every",
             f.holdout_every,
@@ -600,6 +677,12 @@ impl Config {
             "data.eval_limit",
             0,
             "at least 1",
+        )?;
+        check(
+            self.run.max_train_loss.is_finite() && self.run.max_train_loss >= 0.0,
+            "run.max_train_loss",
+            self.run.max_train_loss,
+            "a number >= 0 (0: no bound)",
         )?;
         check(
             self.checkpoint.every_minutes.is_finite() && self.checkpoint.every_minutes >= 0.0,
@@ -764,12 +847,12 @@ mod tests {
             "[data]\ndataset = \"image_folder\"\n",
             &[
                 "data.image_folder.first_classes=7",
-                "data.image_folder.classes=[\"a\"]",
+                "data.image_folder.classes=[\"a\", \"b\"]",
             ],
         )
         .unwrap();
         assert_eq!(c.data.image_folder.first_classes, Some(7));
-        assert_eq!(c.data.image_folder.classes, ["a"]);
+        assert_eq!(c.data.image_folder.classes, ["a", "b"]);
         let e = parse("", &["data.image_folder.nope=1"])
             .unwrap_err()
             .to_string();
@@ -853,6 +936,50 @@ mod tests {
             err.contains("optim.batch_size") && err.contains("at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_that_make_no_sense_are_named() {
+        for (set, key) in [
+            (
+                "data.image_folder.std=[0.2, 0.0, 0.2]",
+                "data.image_folder.std",
+            ),
+            (
+                "data.image_folder.mean=[0.5, nan, 0.5]",
+                "data.image_folder.mean",
+            ),
+            (
+                "data.image_folder.holdout_every=1",
+                "data.image_folder.holdout_every",
+            ),
+            (
+                "data.image_folder.first_classes=1",
+                "data.image_folder.first_classes",
+            ),
+            (
+                "data.image_folder.classes=[\"cat\"]",
+                "data.image_folder.classes",
+            ),
+            ("run.name=\"\"", "run.name"),
+            ("run.name=\"..\"", "run.name"),
+            ("run.name=\"../elsewhere\"", "run.name"),
+            ("run.max_train_loss=-1", "run.max_train_loss"),
+            ("data.prefetch=0", "data.prefetch"),
+        ] {
+            let e = parse("", &[set]).unwrap_err().to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
+    }
+
+    #[test]
+    fn differences_name_each_changed_key() {
+        let a = parse("", &[]).unwrap();
+        let b = parse("", &["algorithm.rule=fa", "run.epochs=3"]).unwrap();
+        let d = a.differences(&b);
+        let keys: Vec<&str> = d.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(keys, ["algorithm.rule", "run.epochs"]);
+        assert_eq!(d[0].1, "\"bp\"");
     }
 
     #[test]

@@ -18,15 +18,29 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub const DEFAULT_FILTER: &str = "warn,biofeedback=info,biofeedback_trainer=info,\
                                   cubecl_wgpu::backend=off,cubecl_runtime::logging=off";
 
-/// A log file that can be opened after logging has started; writes before that are dropped.
+/// Bytes of log kept before the file is opened (the lines of loading the data); more are
+/// dropped.
+const PENDING_LIMIT: usize = 1 << 20;
+
+/// Where file log lines go: the file once open, else a bounded buffer.
+#[derive(Debug, Default)]
+struct Sink {
+    file: Option<File>,
+    pending: Vec<u8>,
+}
+
+/// A log file that can be opened after logging has started; what was logged before (up to
+/// 1 MiB) is written to it when it opens.
 #[derive(Debug, Clone, Default)]
-pub struct LogFile(Arc<Mutex<Option<File>>>);
+pub struct LogFile(Arc<Mutex<Sink>>);
 
 impl LogFile {
-    /// Appends every later log line to `path` (created if missing).
+    /// Appends the lines logged so far and every later one to `path` (created if missing).
     pub fn open(&self, path: &Path) -> std::io::Result<()> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(file);
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut sink = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        file.write_all(&std::mem::take(&mut sink.pending))?;
+        sink.file = Some(file);
         Ok(())
     }
 }
@@ -42,14 +56,15 @@ impl LogFile {
 
 impl Write for LogFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
+        let mut sink = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match sink.file.as_mut() {
             Some(file) => file.write(buf),
-            None => Ok(buf.len()),
+            None => {
+                if sink.pending.len() + buf.len() <= PENDING_LIMIT {
+                    sink.pending.extend_from_slice(buf);
+                }
+                Ok(buf.len())
+            }
         }
     }
 
@@ -58,6 +73,7 @@ impl Write for LogFile {
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .file
             .as_mut()
         {
             Some(file) => file.flush(),

@@ -43,9 +43,17 @@ enum Command {
         /// Where tensors live.
         #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
         device: DeviceChoice,
-        /// Run directory (default: runs/<run.name>, suffixed if it exists).
+        /// Run directory (default: runs/<run.name>, suffixed if it exists). An existing,
+        /// non-empty one is refused unless --overwrite.
         #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Replace the records and checkpoints of the run in --out.
+        #[arg(long, requires = "out")]
+        overwrite: bool,
+        /// With --resume: accept --set values that change what the run was trained as
+        /// (e.g. algorithm.rule); the run is then a different experiment from there on.
+        #[arg(long, requires = "resume")]
+        allow_changes: bool,
     },
     /// Evaluate a checkpoint: test loss, top-1 and top-5 error, and each layer's angles.
     Eval {
@@ -157,10 +165,27 @@ enum ConfigCommand {
 fn main() {
     let log = logging::init();
     if let Err(e) = run(Cli::parse(), &log) {
-        log.line(&format!("error: {e:#}"));
-        eprintln!("error: {e:#}");
+        let line = format!("error: {}", error_line(&e));
+        log.line(&line);
+        eprintln!("{line}");
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, `: `-separated, leaving out a cause whose text the
+/// line already ends with (library errors often print their source themselves).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli, log: &LogFile) -> Result<()> {
@@ -171,9 +196,20 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             overrides,
             device,
             out,
+            overwrite,
+            allow_changes,
         } => match (config, resume) {
-            (_, Some(run_dir)) => train(Start::Resume(run_dir), overrides, device, log),
-            (Some(config), None) => train(Start::Fresh { config, out }, overrides, device, log),
+            (_, Some(dir)) => train(Start::Resume { dir, allow_changes }, overrides, device, log),
+            (Some(config), None) => train(
+                Start::Fresh {
+                    config,
+                    out,
+                    overwrite,
+                },
+                overrides,
+                device,
+                log,
+            ),
             (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
         },
         Command::Eval {
@@ -274,34 +310,50 @@ enum Start {
     Fresh {
         config: PathBuf,
         out: Option<PathBuf>,
+        overwrite: bool,
     },
     /// From the last checkpoint of a run directory.
-    Resume(PathBuf),
+    Resume { dir: PathBuf, allow_changes: bool },
 }
 
 fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFile) -> Result<()> {
     let device = choice.create()?;
     let (mut trainer, mut dir) = match start {
-        Start::Fresh { config, out } => {
+        Start::Fresh {
+            config,
+            out,
+            overwrite,
+        } => {
             let config = Config::load(&config, &overrides)?;
-            let out =
-                out.unwrap_or_else(|| run_dir::fresh_run_dir("runs".as_ref(), &config.run.name));
             let trainer = Trainer::new(config, device)?;
-            let dir = RunDir::create(&out, &trainer.config)
-                .with_context(|| format!("cannot create run directory {}", out.display()))?;
+            let dir = match out {
+                Some(out) => RunDir::create(&out, &trainer.config, overwrite)
+                    .with_context(|| format!("cannot create run directory {}", out.display()))?,
+                None => {
+                    RunDir::create_fresh("runs".as_ref(), &trainer.config.run.name, &trainer.config)
+                        .context("cannot create a run directory in runs/")?
+                }
+            };
             (trainer, dir)
         }
-        Start::Resume(path) => {
+        Start::Resume {
+            dir: path,
+            allow_changes,
+        } => {
             if !path.is_dir() {
                 bail!("--resume {}: no such run directory", path.display());
             }
             let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
             let config = checkpoint.config(&overrides)?;
+            let dir_config = Config::load(&path.join("config.toml"), &[])?;
+            checkpoint.check_resume(&dir_config, &config, allow_changes)?;
             if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
+                repair_best(&path, &checkpoint)?;
                 bail!(
-                    "run {} has done all {} of its epochs; continue it with --set run.epochs=N \
-                     (N > {})",
+                    "run {} is complete: it has done {} epochs and run.epochs is {}; continue it \
+                     with --set run.epochs=N (N > {})",
                     path.display(),
+                    checkpoint.epoch,
                     config.run.epochs,
                     checkpoint.epoch
                 );
@@ -315,7 +367,9 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
     };
     log.open(&dir.path.join("train.log"))
         .with_context(|| format!("cannot write {}", dir.path.join("train.log").display()))?;
-    let command: Vec<String> = std::env::args().map(shell_quote).collect();
+    let command: Vec<String> = std::env::args_os()
+        .map(|a| shell_quote(a.to_string_lossy().into_owned()))
+        .collect();
     dir.record_command(&format!(
         "biofeedback {}: {}",
         env!("CARGO_PKG_VERSION"),
@@ -381,11 +435,41 @@ fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Re
     dir.record(report).with_context(context)?;
     dir.write_results(config, report, trainer.best)
         .with_context(context)?;
+    // `best` before `last`: a kill between the two leaves `last` at the previous epoch, so a
+    // resume redoes this epoch and writes both again; never a `best` older than its record.
+    if config.checkpoint.save_best && trainer.best.is_some_and(|b| b.epoch == epoch) {
+        Checkpoint::capture(trainer, &dir.best_checkpoint()).save()?;
+    }
     if epoch.is_multiple_of(config.checkpoint.every) || epoch == config.run.epochs {
         Checkpoint::capture(trainer, &dir.last_checkpoint()).save()?;
     }
-    if config.checkpoint.save_best && trainer.best.is_some_and(|b| b.epoch == epoch) {
-        Checkpoint::capture(trainer, &dir.best_checkpoint()).save()?;
+    Ok(())
+}
+
+/// A complete run whose `best` checkpoint is older than the best epoch `results.json` names
+/// (a kill between the final writes of an earlier version) gets it back from `last` when
+/// `last` is that epoch.
+fn repair_best(dir: &Path, last: &Checkpoint) -> Result<()> {
+    let best_path = dir.join("checkpoints").join("best.safetensors");
+    let Some(best_epoch) = last.best.map(|b| b.epoch) else {
+        return Ok(());
+    };
+    let stored = Checkpoint::load(&best_path).map(|c| c.epoch).ok();
+    if stored != Some(best_epoch)
+        && last.epoch == best_epoch
+        && last.config(&[])?.checkpoint.save_best
+    {
+        let mut fixed = last.clone();
+        fixed.path = best_path.clone();
+        fixed.save()?;
+        warn!(
+            "{} was {}; rewrote it from last.safetensors (epoch {best_epoch}, the best)",
+            best_path.display(),
+            match stored {
+                Some(e) => format!("from epoch {e}"),
+                None => "missing or unreadable".into(),
+            }
+        );
     }
     Ok(())
 }

@@ -64,6 +64,7 @@ impl Network {
         rng: &mut Rng,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        check_memory(config, shape, classes)?;
         let sgd = config.sgd();
         match config.model.kind {
             ModelKind::Mlp => {
@@ -214,6 +215,57 @@ impl Network {
             Self::ResNet { .. } => 100,
         }
     }
+}
+
+/// Parameters of the network `config` describes (weights, biases, BatchNorm), estimated
+/// without building it.
+pub fn parameter_count(config: &Config, shape: ImageShape, classes: usize) -> u128 {
+    match config.model.kind {
+        ModelKind::Mlp => {
+            let mut widths = vec![shape.iter().product::<usize>() as u128];
+            widths.extend(config.model.hidden.iter().map(|&h| h as u128));
+            widths.push(classes as u128);
+            widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+        }
+        kind => {
+            // torchvision's counts at width 64 without the classifier, scaled by width^2.
+            let (base, features) = match kind {
+                ModelKind::ResNet50 => (23_508_032u128, 2048u128),
+                _ => (11_176_512u128, 512u128),
+            };
+            let w = config.model.width as u128;
+            base * w * w / (64 * 64) + features * w / 64 * (classes as u128 + 1)
+        }
+    }
+}
+
+/// Refuses a network whose parameters, feedback and optimizer state (about five copies of the
+/// weights) would not fit in this machine's memory, with the figure, before allocating it.
+fn check_memory(config: &Config, shape: ImageShape, classes: usize) -> Result<(), TrainError> {
+    let bytes = parameter_count(config, shape, classes) * 4 * 5;
+    let available = total_memory().unwrap_or(64 << 30) as u128;
+    if bytes > available {
+        let gb = |b: u128| b as f64 / (1u64 << 30) as f64;
+        return Err(TrainError::Shape(format!(
+            "the network ({}) needs about {:.1} GiB for its weights, feedback and optimizer \
+             state, more than this machine's {:.1} GiB (check model.hidden / model.width)",
+            match config.model.kind {
+                ModelKind::Mlp => format!("model.hidden = {:?}", config.model.hidden),
+                _ => format!("model.width = {}", config.model.width),
+            },
+            gb(bytes),
+            gb(available)
+        )));
+    }
+    Ok(())
+}
+
+/// Total memory of this machine (`MemTotal` of `/proc/meminfo`), if known.
+fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Refuses inputs a ResNet would shrink to nothing.

@@ -11,9 +11,16 @@
 //!                             test_top5_error,seconds,examples_per_second,data_wait_seconds
 //! runs/<name>/alignment.csv   epoch,layer,weight_angle_deg,delta_angle_global_deg,
 //!                             delta_angle_local_deg,norm_ratio
+//! runs/<name>/run.lock        held (an OS file lock) by the one process training in it
 //! ```
+//!
+//! A run directory is created atomically (a name already taken is never reused: the default
+//! name gets the next free suffix, and `--out` of an existing run is refused unless
+//! `--overwrite`); one process at a time trains in it (the lock is released by the OS when
+//! the process dies, so a killed run can be resumed at once); every file but the two CSVs is
+//! replaced atomically, and the CSVs are cut back to the checkpoint's epoch on resume.
 
-use crate::atomic::write_atomically;
+use crate::atomic::{remove_orphaned_temporaries, write_atomically};
 use crate::config::Config;
 use crate::train::{BestEpoch, EpochMetrics, EpochReport, LayerAlignment};
 use serde::Serialize;
@@ -35,6 +42,8 @@ pub const ALIGNMENT_HEADER: &str = "epoch,layer,weight_angle_deg,delta_angle_glo
 pub struct RunDir {
     /// Its path.
     pub path: PathBuf,
+    /// `run.lock`, locked while this value lives.
+    _lock: File,
     metrics: BufWriter<File>,
     alignment: BufWriter<File>,
     history: Vec<EpochMetrics>,
@@ -68,10 +77,49 @@ pub struct Results<'a> {
 }
 
 impl RunDir {
-    /// Creates `path` (and its parents), writes `config.toml` and the CSV headers.
-    pub fn create(path: &Path, config: &Config) -> std::io::Result<Self> {
-        std::fs::create_dir_all(path)?;
-        std::fs::write(path.join("config.toml"), config.to_toml())?;
+    /// Creates the run directory `path` (and its parents), writes `config.toml` and the CSV
+    /// headers. A `path` that exists and is not empty is refused unless `overwrite` (then its
+    /// records and checkpoints are replaced).
+    pub fn create(path: &Path, config: &Config, overwrite: bool) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !path.is_dir() {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{} exists and is not a directory", path.display()),
+                    ));
+                }
+                let empty = std::fs::read_dir(path)?.next().is_none();
+                if !empty && !overwrite {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{} is not empty (another run?): continue it with --resume {0}, \
+                             or replace it with --overwrite",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let lock = lock(path)?;
+        check_checkpoints_writable(path)?;
+        for stale in [
+            "results.json",
+            "checkpoints/last.safetensors",
+            "checkpoints/best.safetensors",
+        ] {
+            match std::fs::remove_file(path.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        write_atomically(&path.join("config.toml"), config.to_toml().as_bytes())?;
         let mut metrics = BufWriter::new(File::create(path.join("metrics.csv"))?);
         writeln!(metrics, "{METRICS_HEADER}")?;
         let mut alignment = BufWriter::new(File::create(path.join("alignment.csv"))?);
@@ -80,17 +128,40 @@ impl RunDir {
         alignment.flush()?;
         Ok(Self {
             path: path.to_path_buf(),
+            _lock: lock,
             metrics,
             alignment,
             history: Vec::new(),
         })
     }
 
+    /// Creates a fresh run directory under `root` named `name`, or `name-2`, `name-3`, ... if
+    /// taken: the name is claimed atomically, so concurrent runs never share one.
+    pub fn create_fresh(root: &Path, name: &str, config: &Config) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        for suffix in 1.. {
+            let path = match suffix {
+                1 => root.join(name),
+                n => root.join(format!("{name}-{n}")),
+            };
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Self::create(&path, config, false),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("some suffix is free")
+    }
+
     /// Reopens the run directory `path` of a run resumed after `epochs_done` epochs: rewrites
     /// `config.toml` with `config`, drops CSV rows of later epochs (written before the run
     /// stopped, but not covered by the checkpoint) and appends from there.
     pub fn resume(path: &Path, config: &Config, epochs_done: usize) -> std::io::Result<Self> {
-        std::fs::write(path.join("config.toml"), config.to_toml())?;
+        let lock = lock(path)?;
+        remove_orphaned_temporaries(path)?;
+        remove_orphaned_temporaries(&path.join("checkpoints"))?;
+        write_atomically(&path.join("config.toml"), config.to_toml().as_bytes())?;
+        check_checkpoints_writable(path)?;
         let keep = |name: &str, header: &str, old: &str| -> std::io::Result<Vec<String>> {
             let file = path.join(name);
             let text = std::fs::read_to_string(&file)?;
@@ -144,6 +215,7 @@ impl RunDir {
         };
         Ok(Self {
             path: path.to_path_buf(),
+            _lock: lock,
             metrics: append("metrics.csv")?,
             alignment: append("alignment.csv")?,
             history,
@@ -263,16 +335,52 @@ pub(crate) fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
     })
 }
 
-/// `runs/<name>`, or `runs/<name>-2`, `-3`, ... if it exists already.
-pub fn fresh_run_dir(root: &Path, name: &str) -> PathBuf {
-    let first = root.join(name);
-    if !first.exists() {
-        return first;
+/// Takes the lock `run.lock` of the run directory `path`, or says which process holds it.
+fn lock(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path.join("run.lock"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(path.join("run.lock")).unwrap_or_default();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ResourceBusy,
+                format!(
+                    "{} is in use by another biofeedback process{}",
+                    path.display(),
+                    match holder.trim() {
+                        "" => String::new(),
+                        pid => format!(" (pid {pid})"),
+                    }
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
     }
-    (2..)
-        .map(|i| root.join(format!("{name}-{i}")))
-        .find(|p| !p.exists())
-        .expect("some suffix is free")
+    let mut file = file;
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// Creates `checkpoints/` and proves it writable now, not after the first epoch.
+fn check_checkpoints_writable(path: &Path) -> std::io::Result<()> {
+    let dir = path.join("checkpoints");
+    let probe = dir.join(".write-probe");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| write_atomically(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{} is not a writable folder: {e}", dir.display()),
+            )
+        })
 }
 
 /// One line for the log: the epoch's figures and each layer's angles.
@@ -297,4 +405,42 @@ pub fn summary_line(report: &EpochReport, epochs: usize) -> String {
         ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_runs_get_their_own_directories_and_one_process_holds_a_run() {
+        let root = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (root, config) = (root.path().to_path_buf(), config.clone());
+                std::thread::spawn(move || RunDir::create_fresh(&root, "r", &config).unwrap().path)
+            })
+            .collect();
+        let mut paths: Vec<PathBuf> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 4, "{paths:?}");
+        let held = RunDir::create(&root.path().join("held"), &config, false).unwrap();
+        let e = RunDir::resume(&held.path, &config, 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("in use by another biofeedback process"), "{e}");
+        let again = RunDir::create(&held.path, &config, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(again.contains("in use"), "{again}");
+        drop(held);
+        let e = RunDir::create(&root.path().join("held"), &config, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--resume") && e.contains("--overwrite"), "{e}");
+    }
 }

@@ -125,6 +125,19 @@ pub enum TrainError {
         /// The loss sum read.
         value: f64,
     },
+    /// The training loss grew past `run.max_train_loss`.
+    #[error(
+        "the mean training loss of epoch {epoch} is {value:.4e}, above run.max_train_loss = \
+         {bound:e}: training diverged (lower optim.lr, or raise the bound)"
+    )]
+    Diverged {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// The epoch's mean training loss.
+        value: f64,
+        /// The bound.
+        bound: f64,
+    },
     /// A hook of the caller (a mid-epoch checkpoint) failed.
     #[error(transparent)]
     Hook(Box<dyn std::error::Error + Send + Sync>),
@@ -327,8 +340,17 @@ impl Trainer {
         self.report(epoch, train)
     }
 
-    /// The report of epoch `epoch` after its training gave `train`.
+    /// The report of epoch `epoch` after its training gave `train`; a loss past
+    /// `run.max_train_loss` stops here, before anything is evaluated or recorded.
     fn report(&self, epoch: usize, train: TrainFigures) -> Result<EpochReport, TrainError> {
+        let bound = self.config.run.max_train_loss;
+        if bound > 0.0 && train.loss > bound {
+            return Err(TrainError::Diverged {
+                epoch,
+                value: train.loss,
+                bound,
+            });
+        }
         let (test_loss, test_top1_error, test_top5_error) = self.evaluate(&self.data.test)?;
         Ok(EpochReport {
             metrics: EpochMetrics {

@@ -675,3 +675,377 @@ fn bench_prints_a_table_or_json_and_refuses_an_unknown_rule() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`backprop` is not a rule"), "{stderr}");
 }
+
+// ---- Issue 11: nothing lost, nothing silently wrong, never a panic ----
+
+/// The shipped MNIST KP config on 2000 training and 500 test images of the real MNIST,
+/// 784-32-10, plus `extra` overrides.
+fn mnist_args<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train",
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/mnist-mlp-kp.toml"
+        ),
+        "--set",
+        dir,
+        "--set",
+        "data.train_limit=2000",
+        "--set",
+        "data.test_limit=500",
+        "--set",
+        "model.hidden=[32]",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn mnist_dir() -> String {
+    format!("data.dir={:?}", shared_data("mnist").to_str().unwrap())
+}
+
+#[test]
+fn a_run_whose_weights_blow_up_stops_before_recording_the_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let dir = mnist_dir();
+    let args = mnist_args(
+        &dir,
+        &[
+            "--set",
+            "run.epochs=3",
+            "--set",
+            "optim.schedule=step",
+            "--set",
+            "optim.milestones=[1]",
+            "--set",
+            "optim.gamma=1e30",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let o = biofeedback(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("epoch 2") && stderr.contains("diverged"),
+        "{stderr}"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        2,
+        "only epoch 1 is recorded: {metrics}"
+    );
+    let best = biofeedback_trainer::checkpoint::Checkpoint::load(
+        &out.join("checkpoints/best.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(best.epoch, 1);
+}
+
+#[test]
+fn cifar_reads_only_the_official_batch_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("cifar");
+    std::fs::create_dir_all(&c).unwrap();
+    let record = |label: u8| {
+        let mut r = vec![label];
+        r.extend(std::iter::repeat_n(label * 20, 3072));
+        r
+    };
+    let batch = |n: usize| {
+        (0..n)
+            .flat_map(|i| record((i % 10) as u8))
+            .collect::<Vec<u8>>()
+    };
+    std::fs::write(c.join("data_batch_1.bin"), batch(20)).unwrap();
+    std::fs::write(c.join("data_batch_1 (copy).bin"), batch(20)).unwrap();
+    std::fs::write(c.join("data_batch_test_backup.bin"), batch(10)).unwrap();
+    std::fs::write(c.join("test_batch.bin"), batch(10)).unwrap();
+    let out = tmp.path().join("run");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("{}[optim]\nbatch_size = 10\n", cifar_config(&c))
+            .replace("epochs = 1", "epochs = 1\nname = \"c\""),
+    )
+    .unwrap();
+    succeeds(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+    assert!(
+        log.contains("read data_batch_1.bin for training (20 images)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn resume_refuses_a_changed_rule_and_a_checkpoint_from_another_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let dir = mnist_dir();
+    for (out, rule) in [(&a, "algorithm.rule=kp"), (&b, "algorithm.rule=fa")] {
+        succeeds(&mnist_args(
+            &dir,
+            &[
+                "--set",
+                "run.epochs=1",
+                "--set",
+                rule,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ));
+    }
+    let a_s = a.to_str().unwrap();
+    let o = biofeedback(&[
+        "train",
+        "--resume",
+        a_s,
+        "--set",
+        "run.epochs=2",
+        "--set",
+        "algorithm.rule=fa",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("algorithm.rule") && stderr.contains("--allow-changes"),
+        "{stderr}"
+    );
+    // A checkpoint copied in from run b.
+    std::fs::copy(
+        b.join("checkpoints/last.safetensors"),
+        a.join("checkpoints/last.safetensors"),
+    )
+    .unwrap();
+    let o = biofeedback(&["train", "--resume", a_s, "--set", "run.epochs=2"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not belong to the run directory"),
+        "{stderr}"
+    );
+    // Asked for explicitly, a change goes through.
+    let b_s = b.to_str().unwrap();
+    succeeds(&[
+        "train",
+        "--resume",
+        b_s,
+        "--set",
+        "run.epochs=2",
+        "--set",
+        "algorithm.rule=kp",
+        "--allow-changes",
+    ]);
+}
+
+#[test]
+fn a_changed_byte_or_an_edited_header_of_a_checkpoint_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let dir = mnist_dir();
+    succeeds(&mnist_args(
+        &dir,
+        &["--set", "run.epochs=1", "--out", out.to_str().unwrap()],
+    ));
+    let path = out.join("checkpoints/last.safetensors");
+    let good = std::fs::read(&path).unwrap();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 7;
+    flipped[last] ^= 0x01;
+    std::fs::write(&path, &flipped).unwrap();
+    let o = biofeedback(&["eval", "--checkpoint", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("checksum mismatch"), "{stderr}");
+    let at = good
+        .windows(11)
+        .position(|w| w == b"\"epoch\":\"1\"")
+        .expect("the header holds \"epoch\":\"1\"");
+    let mut edited = good.clone();
+    edited[at + 9] = b'7';
+    std::fs::write(&path, &edited).unwrap();
+    let o = biofeedback(&["eval", "--checkpoint", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("checksum mismatch"), "{stderr}");
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten_and_checkpoints_are_checked_at_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let dir = mnist_dir();
+    succeeds(&mnist_args(
+        &dir,
+        &["--set", "run.epochs=1", "--out", out_s],
+    ));
+    let before = std::fs::read(out.join("checkpoints/last.safetensors")).unwrap();
+    let o = biofeedback(&mnist_args(
+        &dir,
+        &[
+            "--set",
+            "run.epochs=1",
+            "--set",
+            "run.seed=9",
+            "--out",
+            out_s,
+        ],
+    ));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--resume") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoints/last.safetensors")).unwrap(),
+        before
+    );
+    // --overwrite replaces it; checkpoints/ that is a file is found before training.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("checkpoints"), b"not a folder").unwrap();
+    let o = biofeedback(&mnist_args(
+        &dir,
+        &[
+            "--set",
+            "run.epochs=1",
+            "--out",
+            other.to_str().unwrap(),
+            "--overwrite",
+        ],
+    ));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checkpoints") && !stderr.contains("epoch 1/1"),
+        "{stderr}"
+    );
+    succeeds(&mnist_args(
+        &dir,
+        &[
+            "--set",
+            "run.epochs=1",
+            "--set",
+            "run.seed=9",
+            "--out",
+            out_s,
+            "--overwrite",
+        ],
+    ));
+    assert_ne!(
+        std::fs::read(out.join("checkpoints/last.safetensors")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_complete_run_repairs_an_older_best_checkpoint_and_says_how_to_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let dir = mnist_dir();
+    succeeds(&mnist_args(
+        &dir,
+        &[
+            "--set",
+            "run.epochs=1",
+            "--set",
+            "checkpoint.metric=train_loss",
+            "--out",
+            out_s,
+        ],
+    ));
+    let epoch1 = std::fs::read(out.join("checkpoints/last.safetensors")).unwrap();
+    succeeds(&["train", "--resume", out_s, "--set", "run.epochs=2"]);
+    let last = biofeedback_trainer::checkpoint::Checkpoint::load(
+        &out.join("checkpoints/last.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        last.best.unwrap().epoch,
+        2,
+        "the training loss fell in epoch 2"
+    );
+    // As a kill between the final `last` and `best` writes of the old order left it.
+    std::fs::write(out.join("checkpoints/best.safetensors"), &epoch1).unwrap();
+    let o = biofeedback(&["train", "--resume", out_s]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has done 2 epochs and run.epochs is 2")
+            && stderr.contains("(N > 2)")
+            && stderr.contains("rewrote it from last.safetensors"),
+        "{stderr}"
+    );
+    let best = biofeedback_trainer::checkpoint::Checkpoint::load(
+        &out.join("checkpoints/best.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(best.epoch, 2);
+}
+
+#[test]
+fn non_utf8_paths_and_io_errors_are_one_clean_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let weird = tmp
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"run-\xff\xfe"));
+    let dir = mnist_dir();
+    let mut args: Vec<std::ffi::OsString> = mnist_args(&dir, &["--set", "run.epochs=1"])
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    args.push("--out".into());
+    args.push(weird.clone().into_os_string());
+    let o = Command::new(env!("CARGO_BIN_EXE_biofeedback"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let command = std::fs::read_to_string(weird.join("command.txt")).unwrap();
+    assert!(command.contains("run-\u{fffd}\u{fffd}"), "{command}");
+    // A directory where the config file is expected: the cause once.
+    let e = fails(tmp.path(), "", &[]);
+    assert!(e.len() < 300, "{e}");
+    let o = biofeedback(&["train", "--config", tmp.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+#[test]
+fn idx_files_of_different_image_sizes_and_huge_networks_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tiny_mnist(tmp.path());
+    std::fs::write(
+        m.join("t10k-images-idx3-ubyte"),
+        idx(3, &[2, 3, 3], &[7; 18]),
+    )
+    .unwrap();
+    let e = fails(tmp.path(), &mnist_config(&m), &[]);
+    assert!(
+        e.contains("t10k-images") && e.contains("3x3") && e.contains("2x2"),
+        "{e}"
+    );
+    let m = tiny_mnist(&tmp.path().join("ok"));
+    let e = fails(
+        tmp.path(),
+        &mnist_config(&m),
+        &["--set", "model.hidden=[100000000]"],
+    );
+    assert!(e.contains("GiB") && e.contains("model.hidden"), "{e}");
+}

@@ -3,26 +3,29 @@
 
 use super::{DataError, Dataset, Split, check_labels, read_file};
 use std::path::{Path, PathBuf};
+use tracing::info;
 
 /// Bytes per record: 1 label + 3 * 32 * 32 pixels.
 pub const RECORD: usize = 1 + 3 * 32 * 32;
 
-/// Loads every `data_batch_*.bin` of `dir` (in name order) for training and `test_batch.bin`
-/// for testing.
+/// The official names of the training batches.
+pub const TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+
+/// Loads the training batches of `dir` that have their official names (`data_batch_1.bin`
+/// ... `data_batch_5.bin`, in that order; any other file, such as a copy, is not read) and
+/// `test_batch.bin` for testing; logs which files were read.
 pub fn load(dir: &Path) -> Result<Split, DataError> {
-    let mut train_files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| DataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("data_batch_") && n.ends_with(".bin"))
-        })
+    let train_files: Vec<PathBuf> = TRAIN_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|p| p.is_file())
         .collect();
-    train_files.sort();
     if train_files.is_empty() {
         return Err(DataError::MissingFile {
             what: "CIFAR-10 training batch",
@@ -44,6 +47,22 @@ pub fn load(dir: &Path) -> Result<Split, DataError> {
     }
     let mut test = empty();
     read_batch(&test_file, &mut test)?;
+    let names: Vec<String> = train_files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    info!(
+        "{}: read {} for training ({} images), test_batch.bin for testing ({} images)",
+        dir.display(),
+        names.join(", "),
+        train.len(),
+        test.len()
+    );
     Ok(Split { train, test })
 }
 

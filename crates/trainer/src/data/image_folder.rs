@@ -279,6 +279,16 @@ fn choose_classes(
     if let Some(n) = section.first_classes {
         chosen.truncate(n);
     }
+    if chosen.len() < 2 {
+        return Err(folder_error(
+            dir,
+            format!(
+                "{} class chosen ({}); a classifier needs at least 2",
+                chosen.len(),
+                chosen.join(", ")
+            ),
+        ));
+    }
     Ok(chosen)
 }
 
@@ -604,6 +614,16 @@ struct Rgb {
 /// it faster), so half scale is not used.
 fn decode(bytes: &[u8], min_side: u32) -> Result<Rgb, String> {
     if bytes.starts_with(&[0xFF, 0xD8]) {
+        // The decoders fill a truncated JPEG with grey without an error. The end-of-image
+        // marker cannot occur inside entropy-coded data (0xFF is stuffed there), so a file
+        // whose last 4 KB lack it was cut short (an EXIF thumbnail's marker sits at the start).
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(format!(
+                "truncated JPEG: no end-of-image marker ({} bytes)",
+                bytes.len()
+            ));
+        }
         let mut jpeg = jpeg_decoder::Decoder::new(bytes);
         jpeg.read_info().map_err(|e| e.to_string())?;
         let info = jpeg.info().ok_or("no JPEG frame header")?;
@@ -986,6 +1006,18 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_jpeg_is_a_bad_image() {
+        let dir = shared("cifar10-folder-sample/train/cat");
+        let file = image_files(&dir).unwrap().remove(0);
+        let bytes = std::fs::read(file).unwrap();
+        assert!(decode(&bytes, 8).is_ok());
+        for keep in [bytes.len() / 10, bytes.len() * 9 / 10, bytes.len() - 2] {
+            let e = decode(&bytes[..keep], 8).err().unwrap();
+            assert!(e.contains("truncated JPEG"), "{keep} bytes: {e}");
+        }
+    }
+
+    #[test]
     fn an_image_over_the_pixel_limit_is_refused_before_decoding() {
         // A valid 1x1 PNG whose header claims 20000 x 20000 pixels.
         let mut png = Vec::new();
@@ -1085,11 +1117,12 @@ mod tests {
                 class.join("cmyk image.JPG"),
             )
             .unwrap();
+            write_png(&root.join(split).join("zèbre").join("0.png"), 3);
         }
         let (train, _) = both(root, &small(8)).unwrap();
-        assert_eq!(train.len(), 2);
+        assert_eq!(train.len(), 3);
         let x = read_all(&train).unwrap();
-        assert_eq!(x.len(), 2 * 3 * 64);
+        assert_eq!(x.len(), 3 * 3 * 64);
         // The gray image (the second file in sorted order) has equal channels.
         let s = ImageFolderSection::default();
         let raw: Vec<f64> = (0..3)
