@@ -14,9 +14,10 @@ pub fn markdown(runs: &[RunRecord]) -> String {
     let mut out = String::new();
     out.push_str(
         "| run | rule | data | epochs | test top-1 err % (final) | test top-1 err % (best, epoch) \
-         | test top-5 err % (final) | train loss (final) | test loss (final) | s/epoch |\n",
+         | test top-5 err % (final) | train loss (final) | test loss (final) | s/epoch \
+         | directory |\n",
     );
-    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     for run in runs {
         let done = run.metrics.len();
         let epochs = format!("{done}/{}", run.epochs);
@@ -38,8 +39,11 @@ pub fn markdown(runs: &[RunRecord]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {epochs} | {cells} |",
-            run.name, run.rule, run.dataset
+            "| {} | {} | {} | {epochs} | {cells} | {} |",
+            run.name,
+            run.rule,
+            run.dataset,
+            run.path.display()
         );
     }
     let layers = run_record::layers(runs);
@@ -123,6 +127,11 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| b | kp | mnist | 0/3 | - |"), "{table}");
+        // Which directory each row comes from (two runs may share a name).
+        assert!(
+            table.contains("| 2.0 | a |") && table.contains("| - | b |"),
+            "{table}"
+        );
         assert!(table.contains("| fc2 W | fc2 delta |"), "{table}");
         assert!(table.contains("| a | 3.1 | 4.1 |"), "{table}");
     }

@@ -45,6 +45,30 @@ impl PlotError {
     }
 }
 
+/// The colour of series `i`: the ten of [`PALETTE`], then hues spread by the golden angle at
+/// alternating lightness, so runs beyond ten never share a colour.
+fn colour(i: usize) -> RGBColor {
+    if let Some(&c) = PALETTE.get(i) {
+        return c;
+    }
+    let k = i - PALETTE.len();
+    let hue = (k as f64 * 137.508).rem_euclid(360.0) / 60.0;
+    let lightness = [0.35, 0.55, 0.45][k % 3];
+    let chroma = (1.0 - (2.0 * lightness - 1.0f64).abs()) * 0.8;
+    let x = chroma * (1.0 - (hue.rem_euclid(2.0) - 1.0).abs());
+    let (r, g, b) = match hue as u32 {
+        0 => (chroma, x, 0.0),
+        1 => (x, chroma, 0.0),
+        2 => (0.0, chroma, x),
+        3 => (0.0, x, chroma),
+        4 => (x, 0.0, chroma),
+        _ => (chroma, 0.0, x),
+    };
+    let m = lightness - chroma / 2.0;
+    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
 /// Ten colours that stay distinct (the "tab10" palette).
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -179,7 +203,7 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                 .enumerate()
                 .map(|(i, (run, label))| Series {
                     label: label.clone(),
-                    color: PALETTE[i % PALETTE.len()],
+                    color: colour(i),
                     points: run
                         .metrics
                         .iter()
@@ -237,7 +261,7 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                     .enumerate()
                     .map(|(i, layer)| Series {
                         label: layer.clone(),
-                        color: PALETTE[i % PALETTE.len()],
+                        color: colour(i),
                         points: line(run, layer),
                     })
                     .collect(),
@@ -253,7 +277,7 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                         .enumerate()
                         .map(|(i, (run, label))| Series {
                             label: label.clone(),
-                            color: PALETTE[i % PALETTE.len()],
+                            color: colour(i),
                             points: line(run, layer),
                         })
                         .filter(|s| !s.points.is_empty())
@@ -440,6 +464,19 @@ mod tests {
             svg.contains("\nfc1\n") && svg.contains("\nfc2\n"),
             "a panel per layer"
         );
+    }
+
+    #[test]
+    fn forty_series_get_forty_colours() {
+        let mut all: Vec<(u8, u8, u8)> = (0..40)
+            .map(|i| {
+                let c = colour(i);
+                (c.0, c.1, c.2)
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40);
     }
 
     #[test]

@@ -164,7 +164,16 @@ impl RunDir {
         check_checkpoints_writable(path)?;
         let keep = |name: &str, header: &str, old: &str| -> std::io::Result<Vec<String>> {
             let file = path.join(name);
-            let text = std::fs::read_to_string(&file)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: {e} (a run directory holds config.toml, metrics.csv, \
+                         alignment.csv and checkpoints/)",
+                        file.display()
+                    ),
+                )
+            })?;
             let mut lines = text.lines();
             let first = lines.next();
             if first != Some(header) && first != Some(old) {

@@ -1049,3 +1049,33 @@ fn idx_files_of_different_image_sizes_and_huge_networks_are_refused() {
     );
     assert!(e.contains("GiB") && e.contains("model.hidden"), "{e}");
 }
+
+#[test]
+fn a_data_dir_that_is_a_file_and_a_run_without_metrics_say_what_is_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mnist.tar");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let e = fails(tmp.path(), &mnist_config(&file), &[]);
+    assert!(e.contains("mnist.tar") && e.contains("is a file"), "{e}");
+    let out = tmp.path().join("run");
+    let dir = mnist_dir();
+    succeeds(&mnist_args(
+        &dir,
+        &["--set", "run.epochs=1", "--out", out.to_str().unwrap()],
+    ));
+    std::fs::remove_file(out.join("metrics.csv")).unwrap();
+    let o = biofeedback(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--set",
+        "run.epochs=2",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("metrics.csv") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}

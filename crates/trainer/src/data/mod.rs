@@ -221,8 +221,8 @@ pub struct Split {
 /// Data that could not be loaded.
 #[derive(Debug, Error)]
 pub enum DataError {
-    /// The data directory does not exist.
-    #[error("data directory {0} does not exist (set data.dir to the folder holding the files)")]
+    /// The data directory does not exist, or is not a directory.
+    #[error("data.dir {}: {}", .0.display(), missing_dir_reason(.0))]
     MissingDir(PathBuf),
     /// None of the accepted file names is present.
     #[error("no {what} in {dir}: expected one of {expected}")]
@@ -265,6 +265,14 @@ pub enum DataError {
         /// The largest valid label.
         max: usize,
     },
+}
+
+/// Why `dir` cannot be the data folder, for [`DataError::MissingDir`].
+fn missing_dir_reason(dir: &Path) -> &'static str {
+    match dir.exists() {
+        true => "is a file, expected the folder holding the data set's files (set data.dir)",
+        false => "does not exist (set data.dir to the folder holding the files)",
+    }
 }
 
 /// Reads a whole file, naming it on failure.
