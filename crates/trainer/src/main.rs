@@ -90,49 +90,53 @@ enum Command {
     ///
     /// e.g. biofeedback bench --device wgpu --model resnet18 --image-size 224 --batch-size 256
     /// --steps 50 --rules bp,fa,ss,wm,kp
-    Bench {
-        /// Where tensors live.
-        #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
-        device: DeviceChoice,
-        /// The network.
-        #[arg(long, value_enum, default_value_t = BenchModel::Resnet18)]
-        model: BenchModel,
-        /// Side of the square input images (ResNets).
-        #[arg(long, default_value_t = 224)]
-        image_size: usize,
-        /// Examples per step.
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        /// Timed steps per rule.
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
-        /// Untimed steps per rule first (kernel compilation, autotune).
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        /// Timed blocks the steps are split into (the table gives the median and the range).
-        #[arg(long, default_value_t = 5)]
-        rounds: usize,
-        /// Rules, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "bp,fa,ss,wm,kp")]
-        rules: Vec<String>,
-        /// ResNet width (64 is torchvision's).
-        #[arg(long, default_value_t = 64)]
-        width: usize,
-        /// ResNet stem: imagenet (7x7/2 + max-pool) or cifar (3x3/1).
-        #[arg(long, value_enum, default_value_t = BenchStem::Imagenet)]
-        stem: BenchStem,
-        /// Number of classes.
-        #[arg(long, default_value_t = 1000)]
-        classes: usize,
-        /// Print JSON instead of Markdown.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Work with experiment files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// The options of `bench`.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Where tensors live.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// The network.
+    #[arg(long, value_enum, default_value_t = BenchModel::Resnet18)]
+    model: BenchModel,
+    /// Side of the square input images (ResNets).
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Timed steps per rule.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed steps per rule first (kernel compilation, autotune).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Timed blocks the steps are split into (the table gives the median and the range).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Rules, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "bp,fa,ss,wm,kp")]
+    rules: Vec<String>,
+    /// ResNet width (64 is torchvision's).
+    #[arg(long, default_value_t = 64)]
+    width: usize,
+    /// ResNet stem: imagenet (7x7/2 + max-pool) or cifar (3x3/1).
+    #[arg(long, value_enum, default_value_t = BenchStem::Imagenet)]
+    stem: BenchStem,
+    /// Number of classes.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `--model` of `bench`.
@@ -233,68 +237,7 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             print!("{}", compare::markdown(&load_runs(&runs)?));
             Ok(())
         }
-        Command::Bench {
-            device,
-            model,
-            image_size,
-            batch_size,
-            steps,
-            warmup,
-            rounds,
-            rules,
-            width,
-            stem,
-            classes,
-            json,
-        } => {
-            let rules = rules
-                .iter()
-                .map(|r| {
-                    r.trim().parse::<Rule>().map_err(|_| {
-                        anyhow::anyhow!(
-                            "--rules: `{r}` is not a rule (expected bp, fa, ss, wm or kp)"
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if batch_size == 0 || steps == 0 || width == 0 || classes == 0 || image_size == 0 {
-                bail!(
-                    "--batch-size, --steps, --width, --classes and --image-size must be at least 1"
-                );
-            }
-            let spec = BenchSpec {
-                model: match model {
-                    BenchModel::Mlp => ModelKind::Mlp,
-                    BenchModel::Resnet18 => ModelKind::ResNet18,
-                    BenchModel::Resnet50 => ModelKind::ResNet50,
-                },
-                image_size,
-                batch_size,
-                steps,
-                warmup,
-                rounds,
-                rules,
-                width,
-                stem: match stem {
-                    BenchStem::Imagenet => Stem::Imagenet,
-                    BenchStem::Cifar => Stem::Cifar,
-                },
-                classes,
-            };
-            let handle = device.create()?;
-            let info = log_device(device, &handle);
-            let report = bench::run(&spec, &handle, info, |row| {
-                info!(
-                    "{}: {:.1} img/s ({:.4} s/step)",
-                    row.rule, row.images_per_second, row.seconds_per_step
-                )
-            })?;
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&report)?),
-                false => print!("{}", report.markdown()),
-            }
-            Ok(())
-        }
+        Command::Bench(args) => bench(args),
         Command::Config {
             command: ConfigCommand::Show { file, overrides },
         } => {
@@ -302,6 +245,67 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `biofeedback bench`: prints the table (or JSON) of `args`.
+fn bench(args: BenchArgs) -> Result<()> {
+    let BenchArgs {
+        device,
+        model,
+        image_size,
+        batch_size,
+        steps,
+        warmup,
+        rounds,
+        rules,
+        width,
+        stem,
+        classes,
+        json,
+    } = args;
+    let rules = rules
+        .iter()
+        .map(|r| {
+            r.trim().parse::<Rule>().map_err(|_| {
+                anyhow::anyhow!("--rules: `{r}` is not a rule (expected bp, fa, ss, wm or kp)")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if batch_size == 0 || steps == 0 || width == 0 || classes == 0 || image_size == 0 {
+        bail!("--batch-size, --steps, --width, --classes and --image-size must be at least 1");
+    }
+    let spec = BenchSpec {
+        model: match model {
+            BenchModel::Mlp => ModelKind::Mlp,
+            BenchModel::Resnet18 => ModelKind::ResNet18,
+            BenchModel::Resnet50 => ModelKind::ResNet50,
+        },
+        image_size,
+        batch_size,
+        steps,
+        warmup,
+        rounds,
+        rules,
+        width,
+        stem: match stem {
+            BenchStem::Imagenet => Stem::Imagenet,
+            BenchStem::Cifar => Stem::Cifar,
+        },
+        classes,
+    };
+    let handle = device.create()?;
+    let info = log_device(device, &handle);
+    let report = bench::run(&spec, &handle, info, |row| {
+        info!(
+            "{}: {:.1} img/s ({:.4} s/step)",
+            row.rule, row.images_per_second, row.seconds_per_step
+        )
+    })?;
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", report.markdown()),
+    }
+    Ok(())
 }
 
 /// How a training run begins.

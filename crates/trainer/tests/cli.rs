@@ -402,6 +402,11 @@ fn a_truncated_checkpoint_is_named() {
     );
 }
 
+/// The checkpoint at `path`, which must load.
+fn checkpoint(path: &Path) -> biofeedback_trainer::checkpoint::Checkpoint {
+    biofeedback_trainer::checkpoint::Checkpoint::load(path).unwrap()
+}
+
 /// Starts `train` with `args`, waits until its `last` checkpoint exists (written inside the
 /// first epoch by `checkpoint.every_steps`) plus `delay`, and kills it with SIGKILL.
 fn kill_after_first_checkpoint(args: &[&str], out: &Path, delay: std::time::Duration) {
@@ -432,10 +437,7 @@ fn kill_after_first_checkpoint(args: &[&str], out: &Path, delay: std::time::Dura
 
 /// Every tensor of a checkpoint, and the rows of `metrics.csv` without the clock columns.
 fn final_state(out: &Path) -> (Vec<(String, Vec<f32>)>, Vec<String>) {
-    let checkpoint = biofeedback_trainer::checkpoint::Checkpoint::load(
-        &out.join("checkpoints/last.safetensors"),
-    )
-    .unwrap();
+    let checkpoint = checkpoint(&out.join("checkpoints/last.safetensors"));
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let rows = metrics
         .lines()
@@ -464,10 +466,7 @@ fn killed_mid_epoch_resumes_exactly(args: &[&str], delays_ms: &[u64]) {
         let mut a = args.to_vec();
         a.extend_from_slice(&["--out", out.to_str().unwrap()]);
         kill_after_first_checkpoint(&a, &out, std::time::Duration::from_millis(delay));
-        let checkpoint = biofeedback_trainer::checkpoint::Checkpoint::load(
-            &out.join("checkpoints/last.safetensors"),
-        )
-        .unwrap();
+        let checkpoint = checkpoint(&out.join("checkpoints/last.safetensors"));
         assert!(
             checkpoint.progress.step > 0 || checkpoint.epoch > 0,
             "killed after a checkpoint"
@@ -738,10 +737,7 @@ fn a_run_whose_weights_blow_up_stops_before_recording_the_epoch() {
         2,
         "only epoch 1 is recorded: {metrics}"
     );
-    let best = biofeedback_trainer::checkpoint::Checkpoint::load(
-        &out.join("checkpoints/best.safetensors"),
-    )
-    .unwrap();
+    let best = checkpoint(&out.join("checkpoints/best.safetensors"));
     assert_eq!(best.epoch, 1);
 }
 
@@ -966,10 +962,7 @@ fn a_complete_run_repairs_an_older_best_checkpoint_and_says_how_to_continue() {
     ));
     let epoch1 = std::fs::read(out.join("checkpoints/last.safetensors")).unwrap();
     succeeds(&["train", "--resume", out_s, "--set", "run.epochs=2"]);
-    let last = biofeedback_trainer::checkpoint::Checkpoint::load(
-        &out.join("checkpoints/last.safetensors"),
-    )
-    .unwrap();
+    let last = checkpoint(&out.join("checkpoints/last.safetensors"));
     assert_eq!(
         last.best.unwrap().epoch,
         2,
@@ -986,10 +979,7 @@ fn a_complete_run_repairs_an_older_best_checkpoint_and_says_how_to_continue() {
             && stderr.contains("rewrote it from last.safetensors"),
         "{stderr}"
     );
-    let best = biofeedback_trainer::checkpoint::Checkpoint::load(
-        &out.join("checkpoints/best.safetensors"),
-    )
-    .unwrap();
+    let best = checkpoint(&out.join("checkpoints/best.safetensors"));
     assert_eq!(best.epoch, 2);
 }
 
