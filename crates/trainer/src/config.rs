@@ -325,8 +325,9 @@ impl Default for MirrorSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSection {
-    /// Size of the fixed evaluation batch (the first N training examples) on which delta
-    /// angles are measured every epoch. Default 256.
+    /// Size of the fixed alignment batch on which delta angles are measured every epoch: N
+    /// training examples drawn evenly across the classes (the first of each class, then the
+    /// second, ...; `eval` draws them from the held-out set). Default 256.
     pub eval_batch: usize,
 }
 
