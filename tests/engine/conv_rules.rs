@@ -136,3 +136,44 @@ fn fa_conv_feedback_never_changes_while_w_learns() {
     });
     assert_ne!(to_vec(layer.weight.clone()), w0, "W learned");
 }
+
+/// The weight angle of a 3x3 conv (`stride`, padding 1, 8 to 16 channels) after `steps`
+/// mirror steps alone on 8x8 noise maps.
+fn mirrored_angle(stride: usize, steps: usize) -> f64 {
+    let device = Device::flex();
+    let mut rng = biofeedback::core::init::seeded_rng(41);
+    let mut layer = FeedbackConv2d::new(
+        8,
+        16,
+        3,
+        stride,
+        1,
+        Rule::Wm,
+        Init::HeUniform,
+        &mut rng,
+        &device,
+    );
+    let config = MirrorConfig {
+        eta: 0.05,
+        decay: 0.02,
+        batch_size: 64,
+        noise_std: 1.0,
+    };
+    for _ in 0..steps {
+        mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
+    }
+    angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone())
+}
+
+#[test]
+fn conv_mirrors_have_no_angle_floor_at_stride_1_or_2() {
+    // Each tap is averaged over the pairs it connects: border taps of a small zero-padded
+    // map are not shrunk (dividing every tap by the output size left 5 and 10 degrees).
+    for stride in [1, 2] {
+        let angle = mirrored_angle(stride, 400);
+        assert!(
+            angle < 2.0,
+            "stride {stride}: {angle:.2} degrees after 400 mirror steps"
+        );
+    }
+}

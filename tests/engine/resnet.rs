@@ -162,3 +162,33 @@ fn every_layer_has_its_torchvision_name() {
     assert!(names.contains(&"layer2.0.downsample".to_string()));
     assert!(!names.contains(&"layer1.0.downsample".to_string()));
 }
+
+/// Global delta angles of every layer of a small ResNet-18 trained with backprop through
+/// BatchNorm feedback `mode`.
+fn bp_delta_angles(mode: BnFeedback) -> Vec<f64> {
+    let device = Device::flex();
+    let mut c = config(Depth::ResNet18, Stem::Cifar, 4, BnPosition::BeforeRelu);
+    c.bn_feedback = mode;
+    let mut rng = biofeedback::core::init::seeded_rng(5);
+    let net = c.init(&mut rng, &device);
+    let x = Tensor::<4>::random([8, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+    let t = one_hot(8, 5, &device);
+    biofeedback::trainer::network::resnet_alignment(&net, Loss::CrossEntropy, x, t)
+        .into_iter()
+        .map(|l| l.delta_angle_global_deg)
+        .collect()
+}
+
+#[test]
+fn the_delta_angle_reference_is_exact_batchnorm_even_when_training_on_sigma() {
+    let exact = bp_delta_angles(BnFeedback::Exact);
+    assert!(
+        exact.iter().all(|&a| a < 0.5),
+        "bp with exact BatchNorm: {exact:?}"
+    );
+    let sigma = bp_delta_angles(BnFeedback::Sigma);
+    // The deepest layers' deltas still agree; below the first BatchNorm the approximation
+    // shows against the true gradient.
+    let worst = sigma.iter().cloned().fold(0.0, f64::max);
+    assert!(worst > 5.0, "bp with sigma BatchNorm: {sigma:?}");
+}

@@ -19,6 +19,7 @@ use crate::init::{Rng, gaussian};
 use crate::linear::FeedbackLinear;
 use burn::tensor::module::conv2d_weight_backward;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Mirror-mode hyper-parameters.
@@ -67,12 +68,19 @@ pub fn mirror_step(
 /// One mirror step for the conv layer `layer`, whose output goes through `activation`:
 /// noise maps `x` of `side x side` pixels cross the conv, the output is centred per channel
 /// over batch and positions, and `B` learns the covariance the conv's kernel gradient
-/// computes (weight sharing), averaged over batch and output positions:
+/// computes (weight sharing), each kernel tap averaged over the input-output pairs it
+/// connects:
 ///
 /// ```text
 /// y  = phi(conv(x, W)) - mean_{n,h,w} y
-/// dB = eta corr(x, y) / (n h' w') - lambda B
+/// dB[o, i, a, b] = eta corr(x, y)[o, i, a, b] / (n count[a, b]) - lambda B[o, i, a, b]
 /// ```
+///
+/// `count[a, b]` is the number of output positions whose tap `(a, b)` falls inside the
+/// (zero-padded) noise map: on a small map a border tap sees fewer pairs than a centre tap,
+/// and dividing all of them by `h' w'` would shrink the border taps of `B` against `W`, an
+/// angle floor that no amount of mirroring removes (5 degrees for a 3x3 stride-1 conv on 8x8
+/// maps, 10 for stride 2).
 ///
 /// Layers without a stored `B` are left alone.
 ///
@@ -100,6 +108,22 @@ pub fn mirror_step_conv(
     let y = y.clone() - y.mean_dim(0).mean_dim(2).mean_dim(3);
     let options = ConvOptions::new([layer.stride; 2], [layer.padding; 2], [1, 1], 1);
     let covariance = conv2d_weight_backward(x, layer.weight.clone(), y, options);
-    let hebbian = covariance.mul_scalar(config.eta / (n * h * w) as f64);
+    let k = layer.kernel();
+    let inside = |a: usize, out: usize| {
+        (0..out)
+            .filter(|&i| {
+                let pos = (i * layer.stride + a) as isize - layer.padding as isize;
+                pos >= 0 && (pos as usize) < side
+            })
+            .count()
+    };
+    let scale: Vec<f32> = (0..k * k)
+        .map(|t| {
+            let pairs = inside(t / k, h) * inside(t % k, w) * n;
+            (config.eta / pairs.max(1) as f64) as f32
+        })
+        .collect();
+    let scale = Tensor::<4>::from_data(TensorData::new(scale, [1, 1, k, k]), &device);
+    let hebbian = covariance * scale;
     layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
 }

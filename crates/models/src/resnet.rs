@@ -411,9 +411,10 @@ impl ResNet {
         }
     }
 
-    /// The explicit backward pass from `dL/dlogits`: through each layer's own `B`
-    /// ([`Path::Own`]) or through `W` everywhere ([`Path::Exact`], backprop). `input_delta`
-    /// asks for the delta at the image too.
+    /// The explicit backward pass from `dL/dlogits`: through each layer's own `B` and the
+    /// configured BatchNorm feedback ([`Path::Own`]), or through `W` everywhere with the exact
+    /// BatchNorm backward ([`Path::Exact`], backprop). `input_delta` asks for the delta at the
+    /// image too.
     pub fn backward(
         &self,
         cache: &ResNetCache,
@@ -421,7 +422,13 @@ impl ResNet {
         path: Path,
         input_delta: bool,
     ) -> ResNetBackward {
-        let (p, mode) = (self.bn_position, self.bn_feedback);
+        // Exact backprop, the reference of the delta angles, takes BatchNorm's full backward
+        // even when the rule trains through the sigma approximation (SPEC section 4).
+        let mode = match path {
+            Path::Own => self.bn_feedback,
+            Path::Exact => BnFeedback::Exact,
+        };
+        let p = self.bn_position;
         let fc_feedback = match path {
             Path::Own => self.fc.effective_feedback(),
             Path::Exact => self.fc.weight.clone(),
