@@ -6,7 +6,7 @@ use biofeedback::core::mirror::{MirrorConfig, mirror_step};
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::core::{Activation, Rule, Sgd, SgdConfig};
 use biofeedback::models::{Loss, Mlp, MlpConfig, Path};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 fn mlp(rule: Rule, seed: u64, device: &Device) -> Mlp {
     let mut config = MlpConfig::new(20, vec![16], 5);
@@ -187,4 +187,155 @@ fn ss_feedback_keeps_the_signs_of_w_transpose_while_training() {
             );
         }
     });
+}
+
+/// Three SGD updates of `[0.5, -1, 2, 0.25]` with fixed gradients, lr 0.1, momentum 0.9.
+fn three_updates(nesterov: bool, weight_decay: f64, decay: bool) -> Vec<f32> {
+    use biofeedback::core::optim::update;
+    let device = Device::flex();
+    let tensor = |v: [f32; 4]| Tensor::<1>::from_floats(v, &device);
+    let config = SgdConfig {
+        momentum: 0.9,
+        nesterov,
+        weight_decay,
+    };
+    let mut p = tensor([0.5, -1.0, 2.0, 0.25]);
+    let mut velocity = None;
+    for g in [
+        [0.3, -0.2, 0.1, 0.0],
+        [-0.5, 0.4, 0.2, 1.0],
+        [0.05, 0.05, -0.3, -0.7],
+    ] {
+        p = update(p, tensor(g), &mut velocity, config, 0.1, decay);
+    }
+    to_vec(p)
+}
+
+#[test]
+fn sgd_matches_pytorch_with_nesterov_momentum_and_weight_decay() {
+    // torch.optim.SGD(lr=0.1, momentum=0.9, nesterov=..., weight_decay=...), float64, the
+    // same three gradients (computed with PyTorch 2.15).
+    let cases: [(bool, f64, bool, [f64; 4]); 3] = [
+        (
+            true,
+            0.01,
+            true,
+            [
+                0.5189406848005,
+                -1.041146323961,
+                1.952514913692,
+                0.11035222528525,
+            ],
+        ),
+        (
+            false,
+            0.01,
+            true,
+            [0.5059613695, -1.021230779, 1.953747588, 0.12869869975],
+        ),
+        // A bias: no decay even when weight_decay is set.
+        (true, 0.01, false, [0.52283, -1.04912, 1.96841, 0.112]),
+    ];
+    for (nesterov, wd, decay, expected) in cases {
+        let got = three_updates(nesterov, wd, decay);
+        for (g, e) in got.iter().zip(expected) {
+            assert!(
+                (*g as f64 - e).abs() < 1e-6,
+                "nesterov {nesterov}, decay {decay}: {got:?} against PyTorch's {expected:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn delta_angles_equal_a_direct_computation() {
+    let device = Device::flex();
+    let mut r = rng(17);
+    let mut config = MlpConfig::new(6, vec![5], 3);
+    config.rule = Rule::Fa;
+    let mlp = config.init(&mut r, &device);
+    let x = gaussian(4, 6, &mut r, &device);
+    let t = one_hot(4, 3, &device);
+    let rows = biofeedback::trainer::network::mlp_alignment(
+        &mlp,
+        Loss::CrossEntropy,
+        x.clone(),
+        t.clone(),
+    );
+
+    // By hand, on the host: storage holds W^T ([d_in, d_out]); a delta goes down as
+    // `d · M^T` for the stored matrix M (B or W^T), then through ReLU's mask.
+    let host = |t: Tensor<2>| {
+        let [r, c] = t.dims();
+        let v = to_vec(t);
+        (0..r)
+            .map(|i| v[i * c..(i + 1) * c].iter().map(|&x| x as f64).collect())
+            .collect::<Vec<Vec<f64>>>()
+    };
+    let matmul_t = |a: &Vec<Vec<f64>>, m: &Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        a.iter()
+            .map(|row| {
+                m.iter()
+                    .map(|mrow| row.iter().zip(mrow).map(|(p, q)| p * q).sum())
+                    .collect()
+            })
+            .collect()
+    };
+    let angle = |a: &Vec<Vec<f64>>, b: &Vec<Vec<f64>>| {
+        let (a, b): (Vec<f64>, Vec<f64>) = (a.concat(), b.concat());
+        let dot: f64 = a.iter().zip(&b).map(|(p, q)| p * q).sum();
+        let na = a.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let nb = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        (dot / (na * nb)).clamp(-1.0, 1.0).acos().to_degrees()
+    };
+    let (l1, l2) = (&mlp.layers[0], &mlp.layers[1]);
+    let h = host((x.matmul(l1.weight.clone()) + l1.bias.clone().unsqueeze::<2>()).clamp_min(0.0));
+    let logits = Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(
+            h.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            [4, 5],
+        ),
+        &device,
+    )
+    .matmul(l2.weight.clone())
+        + l2.bias.clone().unsqueeze::<2>();
+    let (_, dlogits) = Loss::CrossEntropy.loss_and_grad(logits, t);
+    let g = host(dlogits);
+    let (w1, b1) = (host(l1.weight.clone()), host(l1.feedback.clone().unwrap()));
+    let (w2, b2) = (host(l2.weight.clone()), host(l2.feedback.clone().unwrap()));
+    let mask = |d: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        d.iter()
+            .zip(&h)
+            .map(|(dr, hr)| {
+                dr.iter()
+                    .zip(hr)
+                    .map(|(v, hv)| if *hv > 0.0 { *v } else { 0.0 })
+                    .collect()
+            })
+            .collect()
+    };
+    let own2 = mask(matmul_t(&g, &b2));
+    let exact2 = mask(matmul_t(&g, &w2));
+    let own1 = matmul_t(&own2, &b1);
+    let exact1 = matmul_t(&exact2, &w1);
+    let local1 = (matmul_t(&own2, &b1), matmul_t(&own2, &w1));
+    let expected = [
+        (angle(&own1, &exact1), angle(&local1.0, &local1.1)),
+        (angle(&own2, &exact2), angle(&own2, &exact2)),
+    ];
+    for (row, (global, local)) in rows.iter().zip(expected) {
+        assert!(
+            (row.delta_angle_global_deg - global).abs() < 1e-2
+                && (row.delta_angle_local_deg - local).abs() < 1e-2,
+            "{}: global {} local {} against {global} {local}",
+            row.layer,
+            row.delta_angle_global_deg,
+            row.delta_angle_local_deg
+        );
+        assert!(
+            global > 1.0,
+            "{}: fa's delta differs from backprop's",
+            row.layer
+        );
+    }
 }
