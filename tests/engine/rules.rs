@@ -173,20 +173,42 @@ fn wm_mirror_steps_alone_align_b_with_w_transpose() {
 }
 
 #[test]
-fn ss_feedback_keeps_the_signs_of_w_transpose_while_training() {
+fn ss_sends_deltas_through_the_signs_of_w_only() {
     let device = Device::flex();
     let mut net = mlp(Rule::Ss, 6, &device);
-    train(&mut net, &mut sgd(0.9, false, 1e-3), 20, |m| {
-        for l in &m.layers {
-            let w = to_vec(l.weight.clone());
-            let b = to_vec(l.effective_feedback());
+    train(&mut net, &mut sgd(0.9, false, 1e-3), 20, |_| {});
+    // The delta the output layer sends down is `d · (s sign(W^T))^T` with one scale s: the
+    // magnitudes of W play no part (a rule sending `d · W` would fail here).
+    let out = &net.layers[1];
+    let mut r = rng(8);
+    let d = gaussian(3, out.d_out(), &mut r, &device);
+    let x = gaussian(3, out.d_in(), &mut r, &device);
+    let sent = to_vec(out.backward(x, d.clone(), true).delta_in.unwrap());
+    let w = to_vec(out.weight.clone());
+    let dv = to_vec(d);
+    let (d_in, d_out) = (out.d_in(), out.d_out());
+    let scale = to_vec(out.effective_feedback())
+        .iter()
+        .map(|v| v.abs())
+        .fold(0.0f32, f32::max);
+    assert!(scale > 0.0);
+    for row in 0..3 {
+        for i in 0..d_in {
+            let expected: f32 = (0..d_out)
+                .map(|j| dv[row * d_out + j] * scale * w[i * d_out + j].signum())
+                .sum();
+            let got = sent[row * d_in + i];
             assert!(
-                w.iter()
-                    .zip(&b)
-                    .all(|(w, b)| w.signum() == b.signum() || *w == 0.0)
+                (got - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+                "row {row}, input {i}: sent {got}, sign feedback gives {expected}"
             );
         }
-    });
+    }
+    let b = to_vec(out.effective_feedback());
+    assert!(
+        b.iter().all(|v| (v.abs() - scale).abs() < 1e-6),
+        "one magnitude for every element of B"
+    );
 }
 
 /// Three SGD updates of `[0.5, -1, 2, 0.25]` with fixed gradients, lr 0.1, momentum 0.9.
@@ -338,4 +360,42 @@ fn delta_angles_equal_a_direct_computation() {
             row.layer
         );
     }
+}
+
+/// A 20-10 layer with a large bias, mirrored `steps` times with identity output: its angle
+/// to `W^T` and `|B| / |W|`.
+fn mirrored_linear(steps: usize) -> (f64, f64) {
+    use biofeedback::core::FeedbackLinear;
+    use biofeedback::core::init::Init;
+    let device = Device::flex();
+    let mut r = rng(12);
+    let mut layer = FeedbackLinear::new(20, 10, Rule::Wm, Init::LecunNormal, &mut r, &device);
+    layer.bias = layer.bias.clone().add_scalar(100.0);
+    let config = MirrorConfig {
+        eta: 0.025,
+        decay: 0.05,
+        batch_size: 1024,
+        noise_std: 1.0,
+    };
+    for _ in 0..steps {
+        mirror_step(&mut layer, Activation::Identity, &config, &mut r);
+    }
+    let b = layer.feedback.clone().unwrap();
+    (
+        angle_degrees(b.clone(), layer.weight.clone()),
+        norm(b) / norm(layer.weight.clone()),
+    )
+}
+
+#[test]
+fn a_mirror_settles_at_eta_over_decay_times_w_transpose_whatever_the_bias() {
+    // With unit noise and identity output, E[x^T y] / n = W^T, so B <- (1 - lambda) B +
+    // eta W^T settles at (eta / lambda) W^T = 0.5 W^T. The output is centred over the batch,
+    // so a bias of 100 adds nothing (uncentred, (sum x)^T b would swamp the signal).
+    let (angle, ratio) = mirrored_linear(300);
+    assert!(angle < 3.0, "{angle:.2} degrees");
+    assert!(
+        (ratio - 0.5).abs() < 0.02,
+        "|B| / |W| = {ratio:.4}, expected 0.5"
+    );
 }

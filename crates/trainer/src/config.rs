@@ -484,6 +484,19 @@ impl Config {
         Ok(config)
     }
 
+    /// Settings that are valid but will not do what a user likely wants, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.algorithm.rule == Rule::Kp && self.optim.weight_decay == 0.0 {
+            out.push(
+                "algorithm.rule = \"kp\" with optim.weight_decay = 0: Kolen-Pollack's B keeps its \
+                 initial difference from W^T and never aligns (the decay is what shrinks it)"
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     /// The keys (`section.key`) whose values differ between `self` and `other`, with both
     /// values, in key order.
     pub fn differences(&self, other: &Config) -> Vec<(String, String, String)> {
@@ -971,6 +984,18 @@ mod tests {
             let e = parse("", &[set]).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn kolen_pollack_without_weight_decay_is_warned_about() {
+        let c = parse("", &["algorithm.rule=kp", "optim.weight_decay=0"]).unwrap();
+        assert!(
+            c.warnings()[0].contains("never aligns"),
+            "{:?}",
+            c.warnings()
+        );
+        let c = parse("", &["algorithm.rule=kp", "optim.weight_decay=1e-3"]).unwrap();
+        assert!(c.warnings().is_empty());
     }
 
     #[test]

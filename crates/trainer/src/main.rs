@@ -389,6 +389,9 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
         dir.path.display()
     );
     log_device(choice, &trainer.device);
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
     info!(
         "data: {} training, {} test examples; network {}",
         trainer.data.train.len(),

@@ -534,15 +534,7 @@ impl Trainer {
             let logits = to_vec(self.net.forward(x));
             for (row, &label) in logits.chunks_exact(classes).zip(&batch.labels) {
                 loss += self.loss.example_loss(row, label);
-                let own = row[label];
-                // Ties and NaN outputs (no ordering with the true class's) rank above it.
-                let above = row
-                    .iter()
-                    .enumerate()
-                    .filter(|&(k, &z)| {
-                        k != label && z.partial_cmp(&own) != Some(std::cmp::Ordering::Less)
-                    })
-                    .count();
+                let above = outranked(row, label);
                 top1 += usize::from(above >= 1);
                 top5 += usize::from(above >= 5);
             }
@@ -566,6 +558,17 @@ impl Trainer {
         self.net
             .alignment(self.loss, self.eval_x.clone(), self.eval_t.clone())
     }
+}
+
+/// How many classes rank at or above `label` in the outputs `row` (other than `label`
+/// itself): ties and NaN outputs (no ordering with the true class's) count, so an example is
+/// right at top-k only when fewer than `k` classes outrank it strictly or unorderably.
+pub fn outranked(row: &[f32], label: usize) -> usize {
+    let own = row[label];
+    row.iter()
+        .enumerate()
+        .filter(|&(k, &z)| k != label && z.partial_cmp(&own) != Some(std::cmp::Ordering::Less))
+        .count()
 }
 
 /// The inputs `[n, dim]` and one-hot targets `[n, classes]` of `batch` on `device`.
@@ -602,4 +605,24 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_counts_ties_and_nan_against_the_true_class() {
+        let row = [0.1, 0.5, 0.3, -1.0, 0.2, 0.0, 0.4];
+        assert_eq!(outranked(&row, 1), 0, "the largest output");
+        assert_eq!(
+            outranked(&row, 2),
+            2,
+            "0.5 and 0.4 above: top-1 wrong, top-5 right"
+        );
+        assert_eq!(outranked(&row, 3), 6, "the smallest: wrong at top-5 too");
+        assert_eq!(outranked(&[1.0, 1.0, 0.0], 0), 1, "a tie is an error");
+        assert_eq!(outranked(&[f32::NAN, 0.0, 0.0], 1), 2, "NaN and the tie");
+        assert_eq!(outranked(&[0.0, f32::NAN], 1), 1, "a NaN true output");
+    }
 }
