@@ -987,6 +987,34 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_config_loads_and_the_paper_configs_follow_the_paper() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut paper = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let c = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            if path.to_string_lossy().ends_with("-paper.toml") {
+                paper += 1;
+                assert_eq!(c.model.bn_position, BnPosition::AfterRelu);
+                assert!(c.optim.nesterov && c.optim.weight_decay == 1e-4);
+                assert_eq!(c.optim.milestones, [32, 62, 82]);
+                assert_eq!((c.run.epochs, c.optim.batch_size), (90, 2048));
+                if c.algorithm.rule != Rule::Bp {
+                    assert_eq!(c.algorithm.bn_feedback, BnFeedback::Sigma);
+                }
+                if c.algorithm.rule == Rule::Wm {
+                    let m = &c.mirror;
+                    assert_eq!(
+                        (m.eta, m.decay, m.batch_size, m.epochs_before),
+                        (0.1, 0.5, 2048, 2)
+                    );
+                }
+            }
+        }
+        assert_eq!(paper, 5, "one paper config per rule");
+    }
+
+    #[test]
     fn kolen_pollack_without_weight_decay_is_warned_about() {
         let c = parse("", &["algorithm.rule=kp", "optim.weight_decay=0"]).unwrap();
         assert!(
