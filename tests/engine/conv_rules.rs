@@ -102,6 +102,7 @@ fn wm_mirror_steps_alone_align_conv_feedback() {
         decay: 0.1,
         batch_size: 32,
         noise_std: 1.0,
+        rescale: false,
     };
     let weight = to_vec(layer.weight.clone());
     let mut rng = biofeedback::core::init::seeded_rng(30);
@@ -158,11 +159,32 @@ fn mirrored_angle(stride: usize, steps: usize) -> f64 {
         decay: 0.02,
         batch_size: 64,
         noise_std: 1.0,
+        rescale: false,
     };
     for _ in 0..steps {
         mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
     }
     angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone())
+}
+
+#[test]
+fn a_rescaled_conv_mirror_keeps_the_kernel_scale() {
+    let device = Device::flex();
+    let mut rng = biofeedback::core::init::seeded_rng(43);
+    let mut layer =
+        FeedbackConv2d::new(8, 16, 3, 2, 1, Rule::Wm, Init::HeUniform, &mut rng, &device);
+    let config = MirrorConfig {
+        eta: 0.05,
+        decay: 0.02,
+        batch_size: 64,
+        noise_std: 1.0,
+        rescale: true,
+    };
+    for _ in 0..50 {
+        mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
+        let ratio = norm(layer.feedback.clone().unwrap()) / norm(layer.weight.clone());
+        assert!((ratio - 1.0).abs() < 1e-4, "|B| / |W| = {ratio}");
+    }
 }
 
 #[test]

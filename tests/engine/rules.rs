@@ -150,6 +150,7 @@ fn wm_mirror_steps_alone_align_b_with_w_transpose() {
         decay: 0.01,
         batch_size: 256,
         noise_std: 1.0,
+        rescale: false,
     };
     let angles = |m: &Mlp| -> Vec<f64> {
         m.layers
@@ -362,9 +363,9 @@ fn delta_angles_equal_a_direct_computation() {
     }
 }
 
-/// A 20-10 layer with a large bias, mirrored `steps` times with identity output: its angle
-/// to `W^T` and `|B| / |W|`.
-fn mirrored_linear(steps: usize) -> (f64, f64) {
+/// A 20-10 layer with a large bias, mirrored `steps` times with identity output (`B` scaled
+/// to `|W|` after each step when `rescale`): its angle to `W^T` and `|B| / |W|`.
+fn mirrored_linear(steps: usize, rescale: bool) -> (f64, f64) {
     use biofeedback::core::FeedbackLinear;
     use biofeedback::core::init::Init;
     let device = Device::flex();
@@ -376,6 +377,7 @@ fn mirrored_linear(steps: usize) -> (f64, f64) {
         decay: 0.05,
         batch_size: 1024,
         noise_std: 1.0,
+        rescale,
     };
     for _ in 0..steps {
         mirror_step(&mut layer, Activation::Identity, &config, &mut r);
@@ -392,10 +394,17 @@ fn a_mirror_settles_at_eta_over_decay_times_w_transpose_whatever_the_bias() {
     // With unit noise and identity output, E[x^T y] / n = W^T, so B <- (1 - lambda) B +
     // eta W^T settles at (eta / lambda) W^T = 0.5 W^T. The output is centred over the batch,
     // so a bias of 100 adds nothing (uncentred, (sum x)^T b would swamp the signal).
-    let (angle, ratio) = mirrored_linear(300);
+    let (angle, ratio) = mirrored_linear(300, false);
     assert!(angle < 3.0, "{angle:.2} degrees");
     assert!(
         (ratio - 0.5).abs() < 0.02,
         "|B| / |W| = {ratio:.4}, expected 0.5"
+    );
+    // mirror.rescale: the same direction at W's scale.
+    let (angle, ratio) = mirrored_linear(300, true);
+    assert!(angle < 3.0, "rescaled: {angle:.2} degrees");
+    assert!(
+        (ratio - 1.0).abs() < 1e-4,
+        "rescaled: |B| / |W| = {ratio:.6}"
     );
 }

@@ -33,6 +33,23 @@ pub struct MirrorConfig {
     pub batch_size: usize,
     /// Standard deviation of the input noise (1: unit variance, as in the paper).
     pub noise_std: f64,
+    /// After each step, scale `B` to the Frobenius norm of `W` (`|B| = |W|`): the feedback
+    /// then has the forward weights' scale whatever `eta / decay` and the nonlinearity make
+    /// of it (`B` settles at `c W^T`; in a residual network a `c` far from 1 scales each
+    /// branch against its identity shortcut). The direction, and so the weight angle, is what
+    /// the mirror learns. Computed on the device.
+    pub rescale: bool,
+}
+
+/// `b` scaled to the Frobenius norm of `w` when `rescale`, else `b`.
+fn rescaled<const D: usize>(b: Tensor<D>, w: &Tensor<D>, rescale: bool) -> Tensor<D> {
+    if !rescale {
+        return b;
+    }
+    let norm = |t: Tensor<D>| t.powi_scalar(2).sum().sqrt();
+    let ratio = norm(w.clone()) / norm(b.clone()).clamp_min(1e-30);
+    let ratio: Tensor<D> = ratio.reshape([1; D]);
+    b * ratio
 }
 
 /// One mirror step for `layer`, whose output goes through `activation`, with noise drawn
@@ -62,7 +79,8 @@ pub fn mirror_step(
     // eta_B * mean_batch(x y^T): the scale goes on the small noise matrix, not on B's shape.
     let scaled = x.mul_scalar(config.eta / config.batch_size as f64);
     let hebbian = scaled.transpose().matmul(y);
-    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
+    let b = b.mul_scalar(1.0 - config.decay) + hebbian;
+    layer.feedback = Some(rescaled(b, &layer.weight, config.rescale));
 }
 
 /// One mirror step for the conv layer `layer`, whose output goes through `activation`:
@@ -125,5 +143,6 @@ pub fn mirror_step_conv(
         .collect();
     let scale = Tensor::<4>::from_data(TensorData::new(scale, [1, 1, k, k]), &device);
     let hebbian = covariance * scale;
-    layer.feedback = Some(b.mul_scalar(1.0 - config.decay) + hebbian);
+    let b = b.mul_scalar(1.0 - config.decay) + hebbian;
+    layer.feedback = Some(rescaled(b, &layer.weight, config.rescale));
 }

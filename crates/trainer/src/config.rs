@@ -304,6 +304,10 @@ pub struct MirrorSection {
     /// Mirror after every N-th engaged minibatch (1: after each). Fewer, larger mirror
     /// batches cost less for the same noise per epoch. Default 1.
     pub every: usize,
+    /// Scale each layer's `B` to `|W|` after every mirror step, so the feedback keeps the
+    /// forward weights' scale (`c = 1`) whatever `eta / decay` is; the weight angle is
+    /// unchanged. Default false.
+    pub rescale: bool,
 }
 
 impl Default for MirrorSection {
@@ -317,6 +321,7 @@ impl Default for MirrorSection {
             epochs_before: 0,
             steps_per_batch: 1,
             every: 1,
+            rescale: false,
         }
     }
 }
@@ -805,6 +810,7 @@ impl Config {
             decay: self.mirror.decay,
             batch_size: self.mirror.batch_size,
             noise_std: self.mirror.noise_std,
+            rescale: self.mirror.rescale,
         }
     }
 }
