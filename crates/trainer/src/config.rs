@@ -143,6 +143,13 @@ pub struct DataSection {
     /// Pixel scaling, `unit` or `standardize`. Default `unit`. (Image folders normalize with
     /// `data.image_folder.mean` and `std` instead.)
     pub normalize: Normalize,
+    /// MNIST and CIFAR-10 training transform: a random crop of the image zero-padded by this
+    /// many pixels (CIFAR's usual augmentation: 4; 0: none). Default 0. (Image folders:
+    /// `data.image_folder.augment`.)
+    pub random_crop_pad: usize,
+    /// MNIST and CIFAR-10 training transform: horizontal flip with probability 1/2 (CIFAR's
+    /// usual augmentation; not for digits). Default false.
+    pub random_flip: bool,
     /// How an image folder is read (`dataset = "image_folder"`).
     pub image_folder: ImageFolderSection,
 }
@@ -159,6 +166,8 @@ impl Default for DataSection {
             workers: 2,
             prefetch: 4,
             normalize: Normalize::Unit,
+            random_crop_pad: 0,
+            random_flip: false,
             image_folder: ImageFolderSection::default(),
         }
     }
@@ -630,6 +639,13 @@ impl Config {
             "data.normalize",
             "standardize",
             "`unit` for image folders (they normalize with data.image_folder.mean and std)",
+        )?;
+        check(
+            self.data.dataset != DatasetKind::ImageFolder
+                || (self.data.random_crop_pad == 0 && !self.data.random_flip),
+            "data.random_crop_pad / data.random_flip",
+            "set",
+            "unset for image folders (their training transform is data.image_folder.augment)",
         )?;
         let f = &self.data.image_folder;
         check(

@@ -1069,3 +1069,60 @@ fn a_data_dir_that_is_a_file_and_a_run_without_metrics_say_what_is_there() {
     );
     assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
 }
+
+#[test]
+fn cifar_training_with_random_crops_and_flips_repeats_from_its_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = format!("data.dir={:?}", shared_data("cifar10").to_str().unwrap());
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/cifar10-mlp-bp.toml"
+    );
+    let run = |name: &str, augment: bool| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "train",
+            "--config",
+            config,
+            "--set",
+            &dir,
+            "--set",
+            "run.epochs=1",
+            "--set",
+            "data.train_limit=1000",
+            "--set",
+            "data.test_limit=200",
+            "--set",
+            "model.hidden=[32]",
+        ];
+        if augment {
+            args.extend_from_slice(&[
+                "--set",
+                "data.random_crop_pad=4",
+                "--set",
+                "data.random_flip=true",
+            ]);
+        }
+        let out_s = out.to_str().unwrap().to_string();
+        args.extend_from_slice(&["--out", &out_s]);
+        succeeds(&args);
+        std::fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (a, b, plain) = (run("a", true), run("b", true), run("plain", false));
+    assert_eq!(a, b, "same seed, same crops");
+    assert_ne!(a, plain, "the crops and flips change the training");
+    let e = fails(
+        tmp.path(),
+        "[data]\ndataset = \"image_folder\"\nrandom_flip = true\n",
+        &[],
+    );
+    assert!(e.contains("data.image_folder.augment"), "{e}");
+}

@@ -73,6 +73,7 @@ fn empty() -> Dataset {
         dim: RECORD - 1,
         channels: 3,
         classes: 10,
+        ..Dataset::default()
     }
 }
 

@@ -406,6 +406,7 @@ mod tests {
             dim: 1,
             channels: 1,
             classes: 1,
+            ..Dataset::default()
         };
         let config = LoaderConfig {
             workers: 2,

@@ -53,6 +53,7 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<(Dataset, PathBuf, [usize; 2]),
         dim: dims[1] * dims[2],
         channels: 1,
         classes: 10,
+        ..Dataset::default()
     };
     Ok((set, images_path, [dims[1], dims[2]]))
 }

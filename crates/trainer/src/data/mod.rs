@@ -25,6 +25,7 @@ pub mod loader;
 pub mod mnist;
 
 use biofeedback_core::init::Rng;
+use rand::RngExt;
 use std::sync::Arc;
 
 use crate::config::{DataSection, DatasetKind, Normalize};
@@ -115,7 +116,7 @@ pub fn across_classes(source: &dyn Source, n: usize) -> Vec<usize> {
 
 /// A labelled image set, flattened: example `i` is `images[i*dim .. (i+1)*dim]`, channel-major
 /// (`[channels, height, width]`), scaled as the config says.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Dataset {
     /// Pixels, `[len, dim]` row-major.
     pub images: Vec<f32>,
@@ -127,6 +128,14 @@ pub struct Dataset {
     pub channels: usize,
     /// Number of classes.
     pub classes: usize,
+    /// The training transform: random crop of the image zero-padded by this many pixels on
+    /// each side (0: none; CIFAR's usual augmentation is 4).
+    pub crop_pad: usize,
+    /// The training transform: horizontal flip with probability 1/2.
+    pub flip: bool,
+    /// The value of a padding pixel per channel (black: 0, or where the data were
+    /// standardized, `-mean / std`).
+    pub pad_value: Vec<f32>,
 }
 
 impl Dataset {
@@ -198,6 +207,10 @@ impl Dataset {
 
     /// Applies `(x - mean_c) / std_c` per channel.
     pub fn standardize(&mut self, stats: &[(f64, f64)]) {
+        self.pad_value = stats
+            .iter()
+            .map(|&(mean, std)| (-mean / std) as f32)
+            .collect();
         let per = self.dim / self.channels;
         for img in self.images.chunks_exact_mut(self.dim) {
             for (c, &(mean, std)) in stats.iter().enumerate() {
@@ -323,6 +336,8 @@ pub fn load(section: &DataSection) -> Result<Split, DataError> {
         split.train.standardize(&stats);
         split.test.standardize(&stats);
     }
+    split.train.crop_pad = section.random_crop_pad;
+    split.train.flip = section.random_flip;
     Ok(split)
 }
 
@@ -418,14 +433,42 @@ impl Source for Dataset {
     fn label(&self, index: usize) -> usize {
         self.labels[index] as usize
     }
-    /// The stored example; in-memory sets have no training transform.
+    /// The stored example, or with a generator and `crop_pad` / `flip` set, a random crop of
+    /// it zero-padded by `crop_pad` pixels and flipped horizontally with probability 1/2
+    /// (torchvision's `RandomCrop(size, padding)` + `RandomHorizontalFlip()`).
     fn read(
         &self,
         index: usize,
-        _augment: Option<&mut Rng>,
+        augment: Option<&mut Rng>,
         out: &mut Vec<f32>,
     ) -> Result<Item, DataError> {
-        out.extend_from_slice(&self.images[index * self.dim..(index + 1) * self.dim]);
+        let image = &self.images[index * self.dim..(index + 1) * self.dim];
+        let rng = match augment {
+            Some(rng) if self.crop_pad > 0 || self.flip => rng,
+            _ => {
+                out.extend_from_slice(image);
+                return Ok(Item::Read);
+            }
+        };
+        let [c, h, w] = Dataset::shape(self);
+        let p = self.crop_pad;
+        let (dy, dx) = (rng.random_range(0..=2 * p), rng.random_range(0..=2 * p));
+        let flip = self.flip && rng.random_bool(0.5);
+        for ch in 0..c {
+            let pad = self.pad_value.get(ch).copied().unwrap_or(0.0);
+            let plane = &image[ch * h * w..(ch + 1) * h * w];
+            for y in 0..h {
+                let sy = (y + dy).checked_sub(p).filter(|&v| v < h);
+                for x in 0..w {
+                    let x = if flip { w - 1 - x } else { x };
+                    let sx = (x + dx).checked_sub(p).filter(|&v| v < w);
+                    out.push(match (sy, sx) {
+                        (Some(sy), Some(sx)) => plane[sy * w + sx],
+                        _ => pad,
+                    });
+                }
+            }
+        }
         Ok(Item::Read)
     }
 }
@@ -442,11 +485,61 @@ mod tests {
             dim: 1,
             channels: 1,
             classes: 3,
+            ..Dataset::default()
         };
         assert_eq!(across_classes(&set, 5), [0, 4, 6, 1, 5]);
         assert_eq!(across_classes(&set, 100).len(), 12);
         let mut firsts = across_classes(&set, 3);
         firsts.sort();
         assert_eq!(firsts, [0, 4, 6]);
+    }
+
+    #[test]
+    fn random_crop_with_padding_and_flip_draws_shifted_and_mirrored_images() {
+        // One 3x3 gray image 1..9; padding 1 (value -1) and flips.
+        let set = Dataset {
+            images: (1..=9).map(|v| v as f32).collect(),
+            labels: vec![0],
+            dim: 9,
+            channels: 1,
+            classes: 1,
+            crop_pad: 1,
+            flip: true,
+            pad_value: vec![-1.0],
+        };
+        // Every possible output: shifts (dy, dx) in 0..=2 and a flip.
+        let mut possible = Vec::new();
+        for flip in [false, true] {
+            for dy in 0..3usize {
+                for dx in 0..3usize {
+                    let mut img = Vec::new();
+                    for y in 0..3usize {
+                        for x in 0..3usize {
+                            let x = if flip { 2 - x } else { x };
+                            let (sy, sx) = ((y + dy).checked_sub(1), (x + dx).checked_sub(1));
+                            img.push(match (sy.filter(|&v| v < 3), sx.filter(|&v| v < 3)) {
+                                (Some(sy), Some(sx)) => set.images[sy * 3 + sx],
+                                _ => -1.0,
+                            });
+                        }
+                    }
+                    possible.push(img);
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        for seed in 0..300 {
+            let mut out = Vec::new();
+            let mut rng = biofeedback_core::init::seeded_rng(seed);
+            set.read(0, Some(&mut rng), &mut out).unwrap();
+            assert!(possible.contains(&out), "{out:?}");
+            if !seen.contains(&out) {
+                seen.push(out);
+            }
+        }
+        assert!(seen.len() >= 12, "{} distinct crops", seen.len());
+        let mut plain = Vec::new();
+        set.read(0, None, &mut plain).unwrap();
+        assert_eq!(plain, set.images, "evaluation reads the image as it is");
     }
 }
