@@ -121,6 +121,47 @@ fn resnet50_backprop_equals_autodiff_with_train_mode_batchnorm() {
 }
 
 #[test]
+fn a_cifar_resnet_backprop_equals_autodiff_with_train_mode_batchnorm() {
+    // ResNet-14 (2 blocks per stage) at width 4.
+    check(
+        config(Depth::Cifar(2), Stem::Cifar, 4, BnPosition::BeforeRelu),
+        16,
+    );
+}
+
+#[test]
+fn parameter_counts_match_the_built_networks_and_resnet20_has_the_papers_size() {
+    let device = Device::flex();
+    for (depth, width) in [
+        (Depth::ResNet18, 4),
+        (Depth::ResNet50, 2),
+        (Depth::Cifar(3), 16),
+    ] {
+        let c = config(depth, Stem::Cifar, width, BnPosition::BeforeRelu);
+        let net = c.init(&mut biofeedback::core::init::seeded_rng(1), &device);
+        let mut built: u128 = net
+            .units()
+            .iter()
+            .map(|u| (u.conv.weight.dims().iter().product::<usize>() + 2 * u.bn.channels()) as u128)
+            .sum();
+        built += (net.fc.weight.dims().iter().product::<usize>() + net.fc.bias.dims()[0]) as u128;
+        assert_eq!(c.parameter_count(), built, "{depth:?}");
+    }
+    // He et al.: ResNet-20 has 0.27M parameters (their option-A shortcuts have none; the
+    // two projections here add about 2.7k), with 10 classes.
+    let mut c = config(Depth::Cifar(3), Stem::Cifar, 16, BnPosition::BeforeRelu);
+    c.classes = 10;
+    let n = c.parameter_count();
+    assert!((268_000..276_000).contains(&n), "{n}");
+    let net = c.init(&mut biofeedback::core::init::seeded_rng(1), &device);
+    assert_eq!(
+        net.units().len(),
+        1 + 18 + 2,
+        "stem, 9 blocks of 2 convs, 2 projections"
+    );
+}
+
+#[test]
 fn training_ignores_the_running_statistics() {
     let device = Device::flex();
     let mut rng = biofeedback::core::init::seeded_rng(6);

@@ -1,5 +1,5 @@
-//! ResNet-18 and ResNet-50 (He et al. 2016) of feedback convolutions, with train-mode
-//! BatchNorm and explicit backward passes.
+//! ResNet-18 and ResNet-50, and the CIFAR ResNets 20/32/44/56 (He et al. 2016) of feedback
+//! convolutions, with train-mode BatchNorm and explicit backward passes.
 //!
 //! ```text
 //! stem     imagenet: conv 7x7/2 (64w) → norm-act → max-pool 3x3/2     (224x224 inputs)
@@ -7,6 +7,9 @@
 //! layer1-4 basic blocks [2, 2, 2, 2] (ResNet-18) or bottlenecks [3, 4, 6, 3] (ResNet-50),
 //!          widths 64w, 128w, 256w, 512w, stride 2 from layer2 on, projection shortcut
 //!          (1x1 conv + BatchNorm, its own B) where the shape changes
+//! layer1-3 CIFAR ResNet-(6n+2): n basic blocks per stage at widths 16w', 32w', 64w'
+//!          (`width` = 16 is the paper's), stride 2 from layer2 on, projection shortcuts
+//!          (He et al.'s option B; their CIFAR table used option A, zero-padding)
 //! head     global average pool → fc (a feedback linear layer)
 //! ```
 //!
@@ -38,6 +41,22 @@ pub enum Depth {
     /// Bottleneck blocks `[3, 4, 6, 3]`, expansion 4.
     #[serde(rename = "resnet50")]
     ResNet50,
+    /// The CIFAR ResNet-(6n+2) with `n` basic blocks in each of 3 stages (n = 3, 5, 7, 9:
+    /// ResNet-20, 32, 44, 56), widths `width`, `2 width`, `4 width`.
+    #[serde(rename = "cifar")]
+    Cifar(usize),
+}
+
+/// One conv unit of the plan: name, input and output channels, kernel, stride, whether a
+/// ReLU follows.
+type UnitSpec = (String, usize, usize, usize, usize, bool);
+
+/// The units of a ResNet, input first: the stem, then per block its main units and its
+/// projection shortcut; and the classifier's input width.
+struct Plan {
+    stem: UnitSpec,
+    blocks: Vec<(Vec<UnitSpec>, Option<UnitSpec>)>,
+    features: usize,
 }
 
 /// The first layers.
@@ -184,22 +203,17 @@ impl ResNetCache {
 }
 
 impl ResNetConfig {
-    /// Builds the network, drawing every tensor from `rng`.
-    pub fn init(&self, rng: &mut Rng, device: &Device) -> ResNet {
-        let unit = |name: String, c_in, c_out, k, s, relu: bool, rng: &mut Rng| Unit {
-            name,
-            conv: FeedbackConv2d::new(c_in, c_out, k, s, k / 2, self.rule, self.init, rng, device),
-            bn: BatchNorm2d::new(c_out, device),
-            relu,
-        };
+    /// The units this config describes, without building them.
+    fn plan(&self) -> Plan {
         let w = self.width.max(1);
         let stem = match self.stem {
-            Stem::Imagenet => unit("conv1".into(), self.in_channels, w, 7, 2, true, rng),
-            Stem::Cifar => unit("conv1".into(), self.in_channels, w, 3, 1, true, rng),
+            Stem::Imagenet => ("conv1".to_string(), self.in_channels, w, 7, 2, true),
+            Stem::Cifar => ("conv1".to_string(), self.in_channels, w, 3, 1, true),
         };
         let (counts, expansion) = match self.depth {
-            Depth::ResNet18 => ([2, 2, 2, 2], 1),
-            Depth::ResNet50 => ([3, 4, 6, 3], 4),
+            Depth::ResNet18 => (vec![2; 4], 1),
+            Depth::ResNet50 => (vec![3, 4, 6, 3], 4),
+            Depth::Cifar(n) => (vec![n.max(1); 3], 1),
         };
         let mut blocks = Vec::new();
         let mut c_in = w;
@@ -210,23 +224,69 @@ impl ResNetConfig {
                 let s = if i > 0 && j == 0 { 2 } else { 1 };
                 let name = |part: &str| format!("layer{}.{j}.{part}", i + 1);
                 let units = match self.depth {
-                    Depth::ResNet18 => vec![
-                        unit(name("conv1"), c_in, mid, 3, s, true, rng),
-                        unit(name("conv2"), mid, c_out, 3, 1, false, rng),
+                    Depth::ResNet18 | Depth::Cifar(_) => vec![
+                        (name("conv1"), c_in, mid, 3, s, true),
+                        (name("conv2"), mid, c_out, 3, 1, false),
                     ],
                     Depth::ResNet50 => vec![
-                        unit(name("conv1"), c_in, mid, 1, 1, true, rng),
-                        unit(name("conv2"), mid, mid, 3, s, true, rng),
-                        unit(name("conv3"), mid, c_out, 1, 1, false, rng),
+                        (name("conv1"), c_in, mid, 1, 1, true),
+                        (name("conv2"), mid, mid, 3, s, true),
+                        (name("conv3"), mid, c_out, 1, 1, false),
                     ],
                 };
                 let shortcut = (s != 1 || c_in != c_out)
-                    .then(|| unit(name("downsample"), c_in, c_out, 1, s, false, rng));
-                blocks.push(Block { units, shortcut });
+                    .then(|| (name("downsample"), c_in, c_out, 1, s, false));
+                blocks.push((units, shortcut));
                 c_in = c_out;
             }
         }
-        let fc = FeedbackLinear::new(c_in, self.classes, self.rule, self.init, rng, device);
+        Plan {
+            stem,
+            blocks,
+            features: c_in,
+        }
+    }
+
+    /// The number of trained parameters (conv kernels, BatchNorm scales and shifts, the
+    /// classifier's weight and bias), counted without building the network.
+    pub fn parameter_count(&self) -> u128 {
+        let plan = self.plan();
+        let unit =
+            |&(_, c_in, c_out, k, _, _): &UnitSpec| (c_in * c_out * k * k + 2 * c_out) as u128;
+        let blocks: u128 = plan
+            .blocks
+            .iter()
+            .map(|(units, short)| {
+                units.iter().map(unit).sum::<u128>() + short.as_ref().map_or(0, unit)
+            })
+            .sum();
+        unit(&plan.stem) + blocks + ((plan.features + 1) * self.classes) as u128
+    }
+
+    /// Builds the network, drawing every tensor from `rng`.
+    pub fn init(&self, rng: &mut Rng, device: &Device) -> ResNet {
+        let unit = |(name, c_in, c_out, k, s, relu): UnitSpec, rng: &mut Rng| Unit {
+            name,
+            conv: FeedbackConv2d::new(c_in, c_out, k, s, k / 2, self.rule, self.init, rng, device),
+            bn: BatchNorm2d::new(c_out, device),
+            relu,
+        };
+        let plan = self.plan();
+        let stem = unit(plan.stem, rng);
+        let mut blocks = Vec::new();
+        for (units, shortcut) in plan.blocks {
+            let units = units.into_iter().map(|u| unit(u, rng)).collect();
+            let shortcut = shortcut.map(|u| unit(u, rng));
+            blocks.push(Block { units, shortcut });
+        }
+        let fc = FeedbackLinear::new(
+            plan.features,
+            self.classes,
+            self.rule,
+            self.init,
+            rng,
+            device,
+        );
         ResNet {
             stem,
             stem_pool: self.stem == Stem::Imagenet,

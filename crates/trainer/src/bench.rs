@@ -210,8 +210,15 @@ impl BenchReport {
         let s = &self.spec;
         let model = match s.model {
             ModelKind::Mlp => "mlp 784-500-10".to_string(),
-            ModelKind::ResNet18 => format!("resnet18 (width {}, {:?} stem)", s.width, s.stem),
-            ModelKind::ResNet50 => format!("resnet50 (width {}, {:?} stem)", s.width, s.stem),
+            kind => format!(
+                "{} (width {}, {:?} stem)",
+                toml::Value::try_from(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                s.width,
+                s.stem
+            ),
         }
         .to_lowercase();
         let [c, h, w] = shape(s);

@@ -12,7 +12,7 @@
 //! dir = "../shared/data/mnist"
 //!
 //! [model]
-//! kind = "mlp"            # mlp | resnet18 | resnet50
+//! kind = "mlp"            # mlp | resnet18 | resnet50 | resnet20 | resnet32 | resnet44 | resnet56
 //! hidden = [500]          # mlp
 //! activation = "relu"     # mlp: sigmoid | tanh | relu
 //! loss = "cross_entropy"  # cross_entropy | sigmoid_bce
@@ -186,6 +186,33 @@ pub enum ModelKind {
     /// ResNet-50.
     #[serde(rename = "resnet50")]
     ResNet50,
+    /// The CIFAR ResNet-20 (3 stages of 3 basic blocks; `model.width = 16` is the paper's).
+    #[serde(rename = "resnet20")]
+    ResNet20,
+    /// The CIFAR ResNet-32 (5 blocks per stage).
+    #[serde(rename = "resnet32")]
+    ResNet32,
+    /// The CIFAR ResNet-44 (7 blocks per stage).
+    #[serde(rename = "resnet44")]
+    ResNet44,
+    /// The CIFAR ResNet-56 (9 blocks per stage).
+    #[serde(rename = "resnet56")]
+    ResNet56,
+}
+
+impl ModelKind {
+    /// The ResNet depth of this kind (`None` for the MLP).
+    pub fn depth(self) -> Option<Depth> {
+        match self {
+            Self::Mlp => None,
+            Self::ResNet18 => Some(Depth::ResNet18),
+            Self::ResNet50 => Some(Depth::ResNet50),
+            Self::ResNet20 => Some(Depth::Cifar(3)),
+            Self::ResNet32 => Some(Depth::Cifar(5)),
+            Self::ResNet44 => Some(Depth::Cifar(7)),
+            Self::ResNet56 => Some(Depth::Cifar(9)),
+        }
+    }
 }
 
 /// `[model]`.
@@ -774,10 +801,7 @@ impl Config {
     /// `in_channels` channels and `classes` classes.
     pub fn resnet(&self, in_channels: usize, classes: usize) -> ResNetConfig {
         ResNetConfig {
-            depth: match self.model.kind {
-                ModelKind::ResNet50 => Depth::ResNet50,
-                _ => Depth::ResNet18,
-            },
+            depth: self.model.kind.depth().unwrap_or(Depth::ResNet18),
             stem: self.model.stem,
             width: self.model.width,
             in_channels,
@@ -1012,9 +1036,13 @@ mod tests {
     fn every_shipped_config_loads_and_the_paper_configs_follow_the_paper() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         let mut paper = 0;
+        let mut resnet20: Vec<Config> = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let c = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            if c.model.kind == ModelKind::ResNet20 {
+                resnet20.push(c.clone());
+            }
             if path.to_string_lossy().ends_with("-paper.toml") {
                 paper += 1;
                 assert_eq!(c.model.bn_position, BnPosition::AfterRelu);
@@ -1034,6 +1062,18 @@ mod tests {
             }
         }
         assert_eq!(paper, 5, "one paper config per rule");
+        // One CIFAR ResNet-20 recipe: the configs differ only in the rule (and wm's mirror).
+        assert_eq!(resnet20.len(), 5, "one ResNet-20 config per rule");
+        for c in &resnet20 {
+            let d: Vec<String> = resnet20[0]
+                .differences(c)
+                .into_iter()
+                .map(|(k, _, _)| k)
+                .filter(|k| k != "run.name" && k != "algorithm.rule" && !k.starts_with("mirror."))
+                .collect();
+            assert!(d.is_empty(), "{}: {d:?}", c.run.name);
+            assert_eq!((c.model.width, c.data.random_crop_pad), (16, 4));
+        }
     }
 
     #[test]

@@ -145,6 +145,8 @@ enum BenchModel {
     Mlp,
     Resnet18,
     Resnet50,
+    Resnet20,
+    Resnet56,
 }
 
 /// `--stem` of `bench`.
@@ -279,6 +281,8 @@ fn bench(args: BenchArgs) -> Result<()> {
             BenchModel::Mlp => ModelKind::Mlp,
             BenchModel::Resnet18 => ModelKind::ResNet18,
             BenchModel::Resnet50 => ModelKind::ResNet50,
+            BenchModel::Resnet20 => ModelKind::ResNet20,
+            BenchModel::Resnet56 => ModelKind::ResNet56,
         },
         image_size,
         batch_size,

@@ -74,7 +74,7 @@ impl Network {
                 let sgd = Sgd::new(sgd, model.layers.len());
                 Ok(Self::Mlp { model, sgd })
             }
-            ModelKind::ResNet18 | ModelKind::ResNet50 => {
+            _ => {
                 let resnet = config.resnet(shape[0], classes);
                 check_input_size(&resnet, shape)?;
                 let model = resnet.init(rng, device);
@@ -227,15 +227,7 @@ pub fn parameter_count(config: &Config, shape: ImageShape, classes: usize) -> u1
             widths.push(classes as u128);
             widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
         }
-        kind => {
-            // torchvision's counts at width 64 without the classifier, scaled by width^2.
-            let (base, features) = match kind {
-                ModelKind::ResNet50 => (23_508_032u128, 2048u128),
-                _ => (11_176_512u128, 512u128),
-            };
-            let w = config.model.width as u128;
-            base * w * w / (64 * 64) + features * w / 64 * (classes as u128 + 1)
-        }
+        _ => config.resnet(shape[0], classes).parameter_count(),
     }
 }
 
