@@ -391,15 +391,22 @@ fn a_truncated_checkpoint_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("last.safetensors");
     std::fs::write(&ckpt, [16u8, 0, 0, 0, 0, 0, 0, 0, b'{', b'"']).unwrap();
-    let o = biofeedback(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let stderr = exits_1(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         stderr.contains(ckpt.to_str().unwrap())
             && stderr.contains("not a valid biofeedback checkpoint"),
         "{stderr}"
     );
+}
+
+/// `biofeedback` with `args`, expecting exit code 1 without a panic; returns stderr.
+fn exits_1(args: &[&str]) -> String {
+    let o = biofeedback(args);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
 /// The checkpoint at `path`, which must load.
@@ -669,9 +676,7 @@ fn bench_prints_a_table_or_json_and_refuses_an_unknown_rule() {
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["rows"][0]["rule"], "wm");
     assert!(report["rows"][0]["images_per_second"].as_f64().unwrap() > 0.0);
-    let o = biofeedback(&["bench", "--rules", "bp,backprop"]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let stderr = exits_1(&["bench", "--rules", "bp,backprop"]);
     assert!(stderr.contains("`backprop` is not a rule"), "{stderr}");
 }
 
@@ -724,9 +729,7 @@ fn a_run_whose_weights_blow_up_stops_before_recording_the_epoch() {
             out.to_str().unwrap(),
         ],
     );
-    let o = biofeedback(&args);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let stderr = exits_1(&args);
     assert!(
         stderr.contains("epoch 2") && stderr.contains("diverged"),
         "{stderr}"
@@ -801,7 +804,7 @@ fn resume_refuses_a_changed_rule_and_a_checkpoint_from_another_run() {
         ));
     }
     let a_s = a.to_str().unwrap();
-    let o = biofeedback(&[
+    let stderr = exits_1(&[
         "train",
         "--resume",
         a_s,
@@ -810,8 +813,6 @@ fn resume_refuses_a_changed_rule_and_a_checkpoint_from_another_run() {
         "--set",
         "algorithm.rule=fa",
     ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("algorithm.rule") && stderr.contains("--allow-changes"),
         "{stderr}"
@@ -822,9 +823,7 @@ fn resume_refuses_a_changed_rule_and_a_checkpoint_from_another_run() {
         a.join("checkpoints/last.safetensors"),
     )
     .unwrap();
-    let o = biofeedback(&["train", "--resume", a_s, "--set", "run.epochs=2"]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let stderr = exits_1(&["train", "--resume", a_s, "--set", "run.epochs=2"]);
     assert!(
         stderr.contains("does not belong to the run directory"),
         "{stderr}"
@@ -884,7 +883,7 @@ fn an_existing_run_is_not_overwritten_and_checkpoints_are_checked_at_the_start()
         &["--set", "run.epochs=1", "--out", out_s],
     ));
     let before = std::fs::read(out.join("checkpoints/last.safetensors")).unwrap();
-    let o = biofeedback(&mnist_args(
+    let stderr = exits_1(&mnist_args(
         &dir,
         &[
             "--set",
@@ -895,8 +894,6 @@ fn an_existing_run_is_not_overwritten_and_checkpoints_are_checked_at_the_start()
             out_s,
         ],
     ));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("--resume") && stderr.contains("--overwrite"),
         "{stderr}"
@@ -909,7 +906,7 @@ fn an_existing_run_is_not_overwritten_and_checkpoints_are_checked_at_the_start()
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("checkpoints"), b"not a folder").unwrap();
-    let o = biofeedback(&mnist_args(
+    let stderr = exits_1(&mnist_args(
         &dir,
         &[
             "--set",
@@ -919,8 +916,6 @@ fn an_existing_run_is_not_overwritten_and_checkpoints_are_checked_at_the_start()
             "--overwrite",
         ],
     ));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("checkpoints") && !stderr.contains("epoch 1/1"),
         "{stderr}"
@@ -970,9 +965,7 @@ fn a_complete_run_repairs_an_older_best_checkpoint_and_says_how_to_continue() {
     );
     // As a kill between the final `last` and `best` writes of the old order left it.
     std::fs::write(out.join("checkpoints/best.safetensors"), &epoch1).unwrap();
-    let o = biofeedback(&["train", "--resume", out_s]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let stderr = exits_1(&["train", "--resume", out_s]);
     assert!(
         stderr.contains("has done 2 epochs and run.epochs is 2")
             && stderr.contains("(N > 2)")
@@ -1054,15 +1047,13 @@ fn a_data_dir_that_is_a_file_and_a_run_without_metrics_say_what_is_there() {
         &["--set", "run.epochs=1", "--out", out.to_str().unwrap()],
     ));
     std::fs::remove_file(out.join("metrics.csv")).unwrap();
-    let o = biofeedback(&[
+    let stderr = exits_1(&[
         "train",
         "--resume",
         out.to_str().unwrap(),
         "--set",
         "run.epochs=2",
     ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("metrics.csv") && stderr.contains("No such file"),
         "{stderr}"

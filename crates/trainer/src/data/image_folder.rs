@@ -772,9 +772,7 @@ impl ImageFolder {
         let n = self.size;
         for c in 0..3 {
             let (m, s) = (self.mean[c], self.std[c]);
-            let table: Vec<f32> = (0..256)
-                .map(|v| ((v as f64 / 255.0 - m) / s) as f32)
-                .collect();
+            let table: [f32; 256] = std::array::from_fn(|v| ((v as f64 / 255.0 - m) / s) as f32);
             for row in pixels.chunks_exact(3 * n) {
                 match flip {
                     false => out.extend(row.chunks_exact(3).map(|p| table[p[c] as usize])),

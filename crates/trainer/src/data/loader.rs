@@ -185,11 +185,6 @@ impl Batches {
     pub fn waited(&self) -> Duration {
         self.waited
     }
-
-    /// Batches in the plan.
-    pub fn plan_len(&self) -> usize {
-        self.plan.len()
-    }
 }
 
 /// A worker: claims batches in order while they are within `prefetch` of the consumer.
