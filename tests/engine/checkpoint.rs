@@ -12,7 +12,6 @@ use biofeedback::trainer::data::{self, Split};
 use biofeedback::trainer::network::Network;
 use biofeedback::trainer::train::{EpochMetrics, EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
-use std::path::Path;
 use std::sync::OnceLock;
 
 /// 3000 MNIST training and 500 test images, loaded once.
@@ -36,7 +35,7 @@ fn config(rule: &str, epochs: usize) -> Config {
         "model.hidden=[64]".to_string(),
         "mirror.steps_before=50".to_string(),
     ];
-    Config::load(Path::new(&path), &overrides).expect("shipped config loads")
+    crate::common::shipped_config(&path, &overrides)
 }
 
 fn trainer(config: Config, device: Device) -> Trainer {

@@ -3,6 +3,11 @@
 use biofeedback::core::init::{Rng, seeded_rng};
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::trainer::checkpoint::Checkpoint;
+use biofeedback::trainer::config::Config;
+use biofeedback::trainer::data::{
+    self,
+    root::{DataRoot, RootOrigin},
+};
 use biofeedback::trainer::train::Trainer;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand_distr::{Distribution, Normal};
@@ -49,4 +54,21 @@ pub fn state(trainer: &Trainer) -> Vec<(String, Vec<f32>)> {
         .into_iter()
         .map(|(name, t)| (name, t.data))
         .collect()
+}
+
+/// The shipped config at `path` (relative to the repository root) with `overrides`, reading
+/// its data from `../shared/data` as the data root (where the team and CI keep the sets).
+pub fn shipped_config(path: &str, overrides: &[String]) -> Config {
+    let mut config = Config::load(Path::new(path), overrides).expect("shipped config loads");
+    let root = DataRoot {
+        path: std::path::absolute("../shared/data").unwrap(),
+        origin: RootOrigin::Flag,
+    };
+    assert!(
+        root.path.is_dir(),
+        "{} missing: the repo expects ../shared beside it",
+        root.path.display()
+    );
+    data::resolve_dir(&mut config.data, &root).expect("the data folder resolves");
+    config
 }

@@ -9,12 +9,11 @@ use biofeedback::trainer::data::loader::{Batches, LoaderConfig};
 use biofeedback::trainer::data::{self, Splits};
 use biofeedback::trainer::train::{TrainError, Trainer};
 use burn::tensor::Device;
-use std::path::Path;
 
 fn folder_config(rule: &str, overrides: &[&str]) -> Config {
     let path = format!("configs/cifar10-folder-resnet18-{rule}.toml");
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    Config::load(Path::new(&path), &overrides).expect("shipped config loads")
+    crate::common::shipped_config(&path, &overrides)
 }
 
 #[test]

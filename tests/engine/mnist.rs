@@ -1,18 +1,11 @@
 //! Training learns on the real MNIST (`../shared/data/mnist`) with the shipped configs.
 
-use biofeedback::trainer::config::Config;
 use biofeedback::trainer::train::{EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
-use std::path::Path;
 
 fn run(rule: &str) -> Vec<EpochReport> {
     let path = format!("configs/mnist-mlp-{rule}.toml");
-    let config = Config::load(Path::new(&path), &[]).expect("shipped config loads");
-    assert!(
-        config.data.dir.is_dir(),
-        "MNIST not found at {} (the repo expects ../shared/data beside it)",
-        config.data.dir.display()
-    );
+    let config = crate::common::shipped_config(&path, &[]);
     let mut trainer = Trainer::new(config, Device::flex()).expect("MNIST loads");
     trainer
         .run(|_| Ok::<_, TrainError>(()))

@@ -9,7 +9,6 @@ use biofeedback::trainer::data::{self, Split};
 use biofeedback::trainer::network::Network;
 use biofeedback::trainer::train::{EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
-use std::path::Path;
 use std::sync::OnceLock;
 
 /// The shipped CIFAR-10 ResNet-18 config of `rule`, at width 8 and `epochs` epochs.
@@ -20,7 +19,7 @@ fn config(rule: &str, epochs: usize) -> Config {
         "model.width=8".to_string(),
         "mirror.steps_before=10".to_string(),
     ];
-    Config::load(Path::new(&path), &overrides).expect("shipped config loads")
+    crate::common::shipped_config(&path, &overrides)
 }
 
 /// 3000 training and 1000 test images of the real CIFAR-10 batches, loaded once.

@@ -21,7 +21,8 @@ fn config(rule: &str) -> Config {
         .join("../../configs")
         .join(format!("mnist-mlp-{rule}.toml"));
     let mut config = Config::load(&path, &[]).expect("shipped config loads");
-    config.data.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    config.data.dir =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist"));
     config.mirror.steps_before = 0;
     config
 }

@@ -28,7 +28,7 @@ fn root() -> PathBuf {
 fn config(rule: &str) -> Config {
     let path = root().join(format!("configs/cifar10-resnet18-{rule}.toml"));
     let mut config = Config::load(&path, &["model.width=64".into()]).expect("shipped config");
-    config.data.dir = root().join("../shared/data/cifar10");
+    config.data.dir = Some(root().join("../shared/data/cifar10"));
     config
 }
 

@@ -8,8 +8,8 @@
 //! epochs = 10
 //!
 //! [data]
-//! dataset = "mnist"       # mnist | cifar10 | image_folder (see [data.image_folder])
-//! dir = "../shared/data/mnist"
+//! dataset = "mnist"       # mnist | fashion_mnist | cifar10 | image_folder ([data.image_folder])
+//! # dir = "/data/mnist"   # default: <data root>/mnist (see `biofeedback data list`)
 //!
 //! [model]
 //! kind = "mlp"            # mlp | resnet18 | resnet50 | resnet20 | resnet32 | resnet44 | resnet56
@@ -98,6 +98,9 @@ impl Default for RunSection {
 pub enum DatasetKind {
     /// MNIST in IDX format (gzip or raw): `train-images-idx3-ubyte[.gz]` and the rest.
     Mnist,
+    /// Fashion-MNIST: MNIST's files and format, ten kinds of clothing.
+    #[serde(rename = "fashion_mnist", alias = "fashion-mnist")]
+    FashionMnist,
     /// CIFAR-10 binary batches: `data_batch_*.bin` and `test_batch.bin`.
     Cifar10,
     /// Image folders (`train/<class>/*.jpg`, `val/<class>/*.jpg`), read as
@@ -120,11 +123,13 @@ pub enum Normalize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataSection {
-    /// `mnist` or `cifar10`. Default `mnist`.
+    /// `mnist`, `fashion_mnist`, `cifar10` or `image_folder`. Default `mnist`.
     pub dataset: DatasetKind,
     /// Folder holding the files in their official format; relative paths are relative to the
-    /// working directory. Default `../shared/data/mnist`.
-    pub dir: PathBuf,
+    /// working directory (a run records it made absolute). Default: the standard set's folder
+    /// under the data root (`--data-root`, else `BIOFEEDBACK_DATA`, else the cache directory),
+    /// e.g. `~/.cache/biofeedback/mnist`; an image folder must set it.
+    pub dir: Option<PathBuf>,
     /// Reshuffle the training set every epoch (seeded). Default true.
     pub shuffle: bool,
     /// Use only the first N training examples. Default: all.
@@ -158,7 +163,7 @@ impl Default for DataSection {
     fn default() -> Self {
         Self {
             dataset: DatasetKind::Mnist,
-            dir: PathBuf::from("../shared/data/mnist"),
+            dir: None,
             shuffle: true,
             train_limit: None,
             test_limit: None,
@@ -674,6 +679,12 @@ impl Config {
             "set",
             "unset for image folders (their training transform is data.image_folder.augment)",
         )?;
+        check(
+            self.data.dataset != DatasetKind::ImageFolder || self.data.dir.is_some(),
+            "data.dir",
+            "unset",
+            "the folder holding the images (an image folder has no standard location)",
+        )?;
         let f = &self.data.image_folder;
         check(
             f.image_size > 0 && f.resize >= f.image_size,
@@ -904,7 +915,7 @@ mod tests {
     #[test]
     fn nested_keys_override_with_the_same_checks() {
         let c = parse(
-            "[data]\ndataset = \"image_folder\"\n",
+            "[data]\ndataset = \"image_folder\"\ndir = \"photos\"\n",
             &[
                 "data.image_folder.first_classes=7",
                 "data.image_folder.classes=[\"a\", \"b\"]",
@@ -1040,6 +1051,11 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let c = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                c.data.dataset == DatasetKind::ImageFolder || c.data.dir.is_none(),
+                "{}: a standard data set is found under the data root, not at a fixed dir",
+                path.display()
+            );
             if c.model.kind == ModelKind::ResNet20 {
                 resnet20.push(c.clone());
             }

@@ -6,7 +6,11 @@ use biofeedback_models::Stem;
 use biofeedback_trainer::bench::{self, BenchSpec};
 use biofeedback_trainer::checkpoint::Checkpoint;
 use biofeedback_trainer::config::Config;
-use biofeedback_trainer::config::ModelKind;
+use biofeedback_trainer::config::{DataSection, ModelKind};
+use biofeedback_trainer::data;
+use biofeedback_trainer::data::catalog::{self, Standard};
+use biofeedback_trainer::data::download;
+use biofeedback_trainer::data::root::DataRoot;
 use biofeedback_trainer::device::{DeviceChoice, DeviceInfo};
 use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
@@ -24,6 +28,10 @@ use tracing::{info, warn};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The folder of the standard data sets (`<DIR>/mnist`, `<DIR>/cifar10`...). Default:
+    /// $BIOFEEDBACK_DATA, else the cache directory (~/.cache/biofeedback on Linux).
+    #[arg(long, global = true, value_name = "DIR", alias = "root")]
+    data_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +62,10 @@ enum Command {
         /// (e.g. algorithm.rule); the run is then a different experiment from there on.
         #[arg(long, requires = "resume")]
         allow_changes: bool,
+        /// Fetch a standard data set (MNIST, Fashion-MNIST, CIFAR-10) that is not in its
+        /// folder yet, as `biofeedback data download` does.
+        #[arg(long)]
+        download: bool,
     },
     /// Evaluate a checkpoint: test loss, top-1 and top-5 error, and each layer's angles.
     Eval {
@@ -96,6 +108,31 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Fetch the standard data sets and see what is on disk.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Download a data set from its official location into the data root, verify every file
+    /// against its published SHA-256, and move it into place (resumes an interrupted
+    /// download).
+    Download {
+        /// mnist, fashion-mnist or cifar10.
+        name: String,
+        /// Fetch from this base URL instead (a file's URL is URL/<file name>).
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+        /// Put the files in this folder instead of <data root>/<name>.
+        #[arg(long, value_name = "FOLDER")]
+        dir: Option<PathBuf>,
+    },
+    /// The standard data sets: where they go under the data root, and whether each is
+    /// there and verified.
+    List,
 }
 
 /// The options of `bench`.
@@ -195,6 +232,7 @@ fn error_line(e: &anyhow::Error) -> String {
 }
 
 fn run(cli: Cli, log: &LogFile) -> Result<()> {
+    let data_root = cli.data_root;
     match cli.command {
         Command::Train {
             config,
@@ -204,26 +242,30 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             out,
             overwrite,
             allow_changes,
-        } => match (config, resume) {
-            (_, Some(dir)) => train(Start::Resume { dir, allow_changes }, overrides, device, log),
-            (Some(config), None) => train(
-                Start::Fresh {
+            download,
+        } => {
+            let start = match (config, resume) {
+                (_, Some(dir)) => Start::Resume { dir, allow_changes },
+                (Some(config), None) => Start::Fresh {
                     config,
                     out,
                     overwrite,
                 },
-                overrides,
-                device,
-                log,
-            ),
-            (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
-        },
+                (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+            };
+            let data = DataChoice {
+                root: data_root,
+                download,
+            };
+            train(start, overrides, device, &data, log)
+        }
         Command::Eval {
             checkpoint,
             data,
             overrides,
             device,
-        } => eval(&checkpoint, data, overrides, device),
+        } => eval(&checkpoint, data, data_root, overrides, device),
+        Command::Data { command } => data_command(command, data_root),
         Command::Plot { runs, out } => {
             let records = load_runs(&runs)?;
             let out = out.unwrap_or_else(|| match runs.as_slice() {
@@ -324,7 +366,107 @@ enum Start {
     Resume { dir: PathBuf, allow_changes: bool },
 }
 
-fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFile) -> Result<()> {
+/// Where `train` finds its data: `--data-root` and `--download`.
+struct DataChoice {
+    root: Option<PathBuf>,
+    download: bool,
+}
+
+/// Points `section.dir` at the folder the run reads (a fresh run always; a resumed one when
+/// `--data-root` names a new root for a standard set, or the checkpoint names no folder),
+/// and with `--download` fetches a standard set into it.
+fn prepare_data(section: &mut DataSection, choice: &DataChoice, fresh: bool) -> Result<()> {
+    let standard = Standard::of(section.dataset);
+    let moved = choice.root.is_some() && standard.is_some();
+    if fresh || moved || section.dir.is_none() {
+        if moved && !fresh {
+            section.dir = None;
+        }
+        let root = DataRoot::resolve(choice.root.as_deref())?;
+        data::resolve_dir(section, &root)?;
+    }
+    if choice.download {
+        let Some(set) = standard else {
+            bail!(
+                "--download: an image folder is not a standard data set (those are {}); \
+                 data.dir must name a folder that holds it",
+                Standard::names()
+            );
+        };
+        let folder = section.dir.clone().context("data.dir is resolved above")?;
+        report_download(
+            &set,
+            &folder,
+            &download::download(&set, &folder, &Default::default())?,
+        );
+    }
+    Ok(())
+}
+
+/// Logs what a download did.
+fn report_download(set: &Standard, folder: &Path, summary: &download::Summary) {
+    match summary.fetched.len() {
+        0 => info!("{}: verified in {}", set.name, folder.display()),
+        n => info!(
+            "{}: fetched and verified {n} file(s) into {} ({})",
+            set.name,
+            folder.display(),
+            summary.fetched.join(", ")
+        ),
+    }
+}
+
+/// `biofeedback data list` and `data download`.
+fn data_command(command: DataCommand, root: Option<PathBuf>) -> Result<()> {
+    let root = DataRoot::resolve(root.as_deref())?;
+    match command {
+        DataCommand::List => {
+            println!("data root: {root}");
+            for set in catalog::ALL {
+                let folder = root.folder(set.name);
+                println!(
+                    "{:<14} {}\n{:<14} {}",
+                    set.name,
+                    folder.display(),
+                    "",
+                    catalog::summary(&set, &folder)
+                );
+            }
+        }
+        DataCommand::Download { name, mirror, dir } => {
+            let set = Standard::named(&name).with_context(|| {
+                format!(
+                    "data download: `{name}` is not a standard data set (expected one of {})",
+                    Standard::names()
+                )
+            })?;
+            if let Some(m) = &mirror
+                && !(m.starts_with("http://") || m.starts_with("https://"))
+            {
+                bail!("--mirror {m}: expected an http:// or https:// base URL");
+            }
+            let folder = match dir {
+                Some(d) => {
+                    std::path::absolute(&d).with_context(|| format!("--dir {}", d.display()))?
+                }
+                None => root.folder(set.name),
+            };
+            let summary = download::download(&set, &folder, &download::Options { mirror })?;
+            report_download(&set, &folder, &summary);
+            println!("{}: {}", set.name, catalog::summary(&set, &folder));
+            println!("{}", folder.display());
+        }
+    }
+    Ok(())
+}
+
+fn train(
+    start: Start,
+    overrides: Vec<String>,
+    choice: DeviceChoice,
+    data: &DataChoice,
+    log: &LogFile,
+) -> Result<()> {
     let device = choice.create()?;
     let (mut trainer, mut dir) = match start {
         Start::Fresh {
@@ -332,7 +474,8 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
             out,
             overwrite,
         } => {
-            let config = Config::load(&config, &overrides)?;
+            let mut config = Config::load(&config, &overrides)?;
+            prepare_data(&mut config.data, data, true)?;
             let trainer = Trainer::new(config, device)?;
             let dir = match out {
                 Some(out) => RunDir::create(&out, &trainer.config, overwrite)
@@ -352,7 +495,8 @@ fn train(start: Start, overrides: Vec<String>, choice: DeviceChoice, log: &LogFi
                 bail!("--resume {}: no such run directory", path.display());
             }
             let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
-            let config = checkpoint.config(&overrides)?;
+            let mut config = checkpoint.config(&overrides)?;
+            prepare_data(&mut config.data, data, false)?;
             let dir_config = Config::load(&path.join("config.toml"), &[])?;
             checkpoint.check_resume(&dir_config, &config, allow_changes)?;
             if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
@@ -503,17 +647,25 @@ fn log_device(choice: DeviceChoice, device: &burn::tensor::Device) -> DeviceInfo
 fn eval(
     path: &Path,
     data: Option<PathBuf>,
+    data_root: Option<PathBuf>,
     mut overrides: Vec<String>,
     choice: DeviceChoice,
 ) -> Result<()> {
     let checkpoint = Checkpoint::load(path)?;
+    // --data names the folder itself; the root then plays no part.
+    let data_root = data_root.filter(|_| data.is_none());
     if let Some(dir) = data {
         let dir = dir
             .to_str()
             .context("--data: the path is not valid UTF-8")?;
         overrides.push(format!("data.dir={}", toml_string(dir)));
     }
-    let config = checkpoint.config(&overrides)?;
+    let mut config = checkpoint.config(&overrides)?;
+    let choice_of_data = DataChoice {
+        root: data_root,
+        download: false,
+    };
+    prepare_data(&mut config.data, &choice_of_data, false)?;
     let mut trainer = Trainer::for_eval(config, choice.create()?)?;
     checkpoint.restore(&mut trainer)?;
     let (loss, top1, top5) = trainer.evaluate(&trainer.data.test)?;

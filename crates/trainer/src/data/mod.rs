@@ -8,6 +8,9 @@
 //!   [`cifar`]: the CIFAR-10 binary batches).
 //! - [`image_folder`]: ImageNet-style folders scanned into `(path, class)` pairs; each photo
 //!   is decoded, cropped and normalized when a batch needs it.
+//! - [`root`], [`catalog`], [`download`]: the data root, the standard sets (MNIST,
+//!   Fashion-MNIST, CIFAR-10) with their official locations and SHA-256 values, and the
+//!   resumable, verified download that puts them there.
 //! - [`loader`]: worker threads, a bounded prefetch queue, batches in a fixed order whose
 //!   content depends only on `(seed, epoch, batch index)`.
 //!
@@ -19,10 +22,13 @@
 //!
 //! Every failure is a [`DataError`] naming the file and what was expected.
 
+pub mod catalog;
 pub mod cifar;
+pub mod download;
 pub mod image_folder;
 pub mod loader;
 pub mod mnist;
+pub mod root;
 
 use biofeedback_core::init::Rng;
 use rand::RngExt;
@@ -237,6 +243,29 @@ pub enum DataError {
     /// The data directory does not exist, or is not a directory.
     #[error("data.dir {}: {}", .0.display(), missing_dir_reason(.0))]
     MissingDir(PathBuf),
+    /// A standard data set is not in its folder.
+    #[error(
+        "the {name} data set is not in {}: fetch it with `{command}` (or add --download to a \
+         train command), or point at a copy with --data-root DIR or --set data.dir=DIR",
+        .folder.display()
+    )]
+    NotFetched {
+        /// The set's name.
+        name: &'static str,
+        /// The folder looked in.
+        folder: PathBuf,
+        /// The command that fetches it there.
+        command: String,
+    },
+    /// No data root can be found (no home directory).
+    #[error(
+        "no data root: there is no cache directory (HOME unset?); give --data-root DIR or set \
+         BIOFEEDBACK_DATA"
+    )]
+    NoRoot,
+    /// An image folder names no folder.
+    #[error("data.dir is not set: an image folder has no standard location, set data.dir")]
+    NoDir,
     /// None of the accepted file names is present.
     #[error("no {what} in {dir}: expected one of {expected}")]
     MissingFile {
@@ -288,6 +317,61 @@ fn missing_dir_reason(dir: &Path) -> &'static str {
     }
 }
 
+/// The folder `section` reads, checked to exist: `data.dir`, else the standard set's folder
+/// under the data root of the environment ([`root::DataRoot::resolve`] without a flag; the
+/// binary resolves `--data-root` into `data.dir` first). A standard set whose folder holds
+/// none of its files is [`DataError::NotFetched`], with the command that fetches it.
+pub fn folder(section: &DataSection) -> Result<PathBuf, DataError> {
+    let standard = catalog::Standard::of(section.dataset);
+    let dir = match (&section.dir, standard) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(set)) => root::DataRoot::resolve(None)?.folder(set.name),
+        (None, None) => return Err(DataError::NoDir),
+    };
+    match standard {
+        Some(set) if set.absent_from(&dir) => Err(DataError::NotFetched {
+            name: set.name,
+            command: fetch_command(&set, &dir),
+            folder: dir,
+        }),
+        _ if !dir.is_dir() => Err(DataError::MissingDir(dir)),
+        _ => Ok(dir),
+    }
+}
+
+/// The command that fetches `set` into `dir`: `biofeedback data download NAME`, with
+/// `--data-root` when `dir` is not the set's folder under the default root.
+fn fetch_command(set: &catalog::Standard, dir: &Path) -> String {
+    let default = root::DataRoot::resolve(None)
+        .ok()
+        .map(|r| r.folder(set.name));
+    match (default, dir.parent()) {
+        (Some(d), _) if d == dir => set.download_command(),
+        (_, Some(parent)) if dir.file_name().is_some_and(|n| n == set.name) => format!(
+            "{} --data-root {}",
+            set.download_command(),
+            parent.display()
+        ),
+        _ => format!("{} --dir {}", set.download_command(), dir.display()),
+    }
+}
+
+/// Sets `data.dir` for a run: a relative folder becomes absolute (against the working
+/// directory), an unset one of a standard set becomes its folder under `root`. The recorded
+/// config then names the folder the run read, whatever directory `eval` runs from.
+pub fn resolve_dir(section: &mut DataSection, root: &root::DataRoot) -> Result<(), DataError> {
+    let dir = match (&section.dir, catalog::Standard::of(section.dataset)) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(set)) => root.folder(set.name),
+        (None, None) => return Err(DataError::NoDir),
+    };
+    section.dir = Some(std::path::absolute(&dir).map_err(|source| DataError::Io {
+        path: dir.clone(),
+        source,
+    })?);
+    Ok(())
+}
+
 /// Reads a whole file, naming it on failure.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|source| DataError::Io {
@@ -312,15 +396,13 @@ pub(crate) fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result
 /// Loads an in-memory data set (MNIST or CIFAR-10) as the config names it, with the limits
 /// and the scaling applied. Image folders stream instead: see [`open`].
 pub fn load(section: &DataSection) -> Result<Split, DataError> {
-    if !section.dir.is_dir() {
-        return Err(DataError::MissingDir(section.dir.clone()));
-    }
+    let dir = folder(section)?;
     let mut split = match section.dataset {
-        DatasetKind::Mnist => mnist::load(&section.dir)?,
-        DatasetKind::Cifar10 => cifar::load(&section.dir)?,
+        DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::load(&dir)?,
+        DatasetKind::Cifar10 => cifar::load(&dir)?,
         DatasetKind::ImageFolder => {
             return Err(DataError::Format {
-                path: section.dir.clone(),
+                path: dir,
                 message: "an image folder is read on demand (data::open), not into memory".into(),
             });
         }
@@ -356,10 +438,7 @@ pub enum Splits {
 pub fn open(section: &DataSection, splits: Splits) -> Result<Sources, DataError> {
     let mut sources = match section.dataset {
         DatasetKind::ImageFolder => {
-            if !section.dir.is_dir() {
-                return Err(DataError::MissingDir(section.dir.clone()));
-            }
-            let folder = image_folder::open(&section.dir, &section.image_folder, splits)?;
+            let folder = image_folder::open(&folder(section)?, &section.image_folder, splits)?;
             let mut test = folder.eval;
             if let Some(n) = section.test_limit {
                 test.truncate(n);
