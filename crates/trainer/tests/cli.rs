@@ -1,8 +1,11 @@
 //! The `biofeedback` command end to end: a real run writes its run directory, and every kind
 //! of bad input ends in a one-line error that says what was expected, never a panic.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::http::{Fault, Server};
 
 fn shared_data(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,7 +249,10 @@ fn cifar_label_out_of_range_is_named() {
 fn missing_directory_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let e = fails(tmp.path(), &mnist_config(&tmp.path().join("nowhere")), &[]);
-    assert!(e.contains("nowhere") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("nowhere") && e.contains("not in") && e.contains("data download mnist"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1116,4 +1122,335 @@ fn cifar_training_with_random_crops_and_flips_repeats_from_its_seed() {
         &[],
     );
     assert!(e.contains("data.image_folder.augment"), "{e}");
+}
+
+/// `biofeedback args` run in `cwd` with the environment variables `env` set (`None`: unset).
+fn biofeedback_with(cwd: &Path, env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_biofeedback"));
+    command.args(args).current_dir(cwd).env("RUST_LOG", "warn");
+    for (key, value) in env {
+        match value {
+            Some(v) => command.env(key, v),
+            None => command.env_remove(key),
+        };
+    }
+    command.output().expect("the binary runs")
+}
+
+/// The one `error: ` line of a run that failed with status 1.
+fn one_error_line(o: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "expected one error line: {stderr}");
+    errors[0].to_string()
+}
+
+/// The files under `dir`, recursively, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            match e.file_type().unwrap().is_dir() {
+                true => stack.push(e.path()),
+                false => out.push(
+                    e.path()
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const MNIST_FILES: [&str; 4] = [
+    "mnist/t10k-images-idx3-ubyte.gz",
+    "mnist/t10k-labels-idx1-ubyte.gz",
+    "mnist/train-images-idx3-ubyte.gz",
+    "mnist/train-labels-idx1-ubyte.gz",
+];
+
+#[test]
+fn data_download_from_a_mirror_fills_an_empty_root_and_a_run_trains_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let root_arg = root.to_str().unwrap();
+    let server = Server::start(shared_data("mnist"), vec![]);
+    let o = biofeedback(&[
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        &server.url,
+        "--data-root",
+        root_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("mnist: verified (4 files)"), "{stdout}");
+    assert_eq!(files_under(&root), MNIST_FILES, "no work files left");
+    assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
+    // A second download finds every file verified and fetches nothing.
+    let again = biofeedback(&[
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        &server.url,
+        "--data-root",
+        root_arg,
+    ]);
+    assert!(again.status.success());
+    assert_eq!(server.requests().len(), 4, "nothing fetched again");
+    // `data list` by the environment variable.
+    let list = biofeedback_with(
+        tmp.path(),
+        &[("BIOFEEDBACK_DATA", Some(root_arg))],
+        &["data", "list"],
+    );
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("(from BIOFEEDBACK_DATA)")
+            && listed.contains("verified (4 files)")
+            && listed.contains("missing (fetch it: biofeedback data download cifar10)"),
+        "{listed}"
+    );
+    // The shipped config names no folder: the run reads <root>/mnist and records it.
+    let out = tmp.path().join("run");
+    succeeds(&[
+        "train",
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/mnist-mlp-kp.toml"
+        ),
+        "--data-root",
+        root_arg,
+        "--set",
+        "run.epochs=1",
+        "--set",
+        "data.train_limit=3000",
+        "--set",
+        "data.test_limit=500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    let test_error: f64 = metrics
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        test_error < 30.0,
+        "one epoch on 3000 real digits learns: {metrics}"
+    );
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let recorded = root.canonicalize().unwrap().join("mnist");
+    assert!(
+        config.contains(&format!("dir = {:?}", recorded.to_str().unwrap())),
+        "{config}"
+    );
+}
+
+#[test]
+fn a_corrupted_or_truncated_download_is_refused_and_nothing_is_left_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let root_arg = root.to_str().unwrap();
+    let mut other = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut other, b"a well-formed gzip of other bytes").unwrap();
+    let other = other.finish().unwrap();
+    for (file, fault, says) in [
+        (
+            "train-labels-idx1-ubyte.gz",
+            Fault::Replace(other),
+            "is not the published",
+        ),
+        ("train-labels-idx1-ubyte.gz", Fault::Corrupt, "damaged"),
+        ("t10k-images-idx3-ubyte.gz", Fault::Truncate, "truncated"),
+    ] {
+        let server = Server::start(shared_data("mnist"), vec![(file, fault)]);
+        let e = one_error_line(&biofeedback(&[
+            "data",
+            "download",
+            "mnist",
+            "--mirror",
+            &server.url,
+            "--data-root",
+            root_arg,
+        ]));
+        assert!(
+            e.contains(file) && e.contains(says) && e.contains("discarded"),
+            "{e}"
+        );
+        let left = files_under(&root);
+        assert!(
+            !left
+                .iter()
+                .any(|f| f.ends_with(file) || f.ends_with(".part")),
+            "{file}: {left:?}"
+        );
+        assert!(
+            left.iter().all(|f| MNIST_FILES.contains(&f.as_str())),
+            "{left:?}"
+        );
+    }
+    // Verified files fetched before the bad one stay; the next download completes the set.
+    let server = Server::start(shared_data("mnist"), vec![]);
+    let o = biofeedback(&[
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        &server.url,
+        "--data-root",
+        root_arg,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files_under(&root), MNIST_FILES);
+    assert!(
+        server.requests().len() < 4,
+        "the verified files were kept: {:?}",
+        server.requests()
+    );
+}
+
+#[test]
+fn an_interrupted_download_resumes_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let root_arg = root.to_str().unwrap();
+    let file = "train-images-idx3-ubyte.gz";
+    let server = Server::start(
+        shared_data("mnist"),
+        vec![(file, Fault::CutOnce(3_000_000))],
+    );
+    let args = [
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        &server.url,
+        "--data-root",
+        root_arg,
+    ];
+    let e = one_error_line(&biofeedback(&args));
+    assert!(
+        e.contains(file) && e.contains("run the same command again"),
+        "{e}"
+    );
+    let part = root.join(".mnist.download").join(format!("{file}.part"));
+    let have = std::fs::metadata(&part).expect("the part is kept").len();
+    assert!(have > 0 && have <= 3_000_000, "{have}");
+    assert!(!root.join("mnist").join(file).exists());
+    let o = biofeedback(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let requests = server.requests();
+    assert_eq!(
+        requests[1],
+        format!("GET /{file} Range: bytes={have}-"),
+        "{requests:?}"
+    );
+    assert_eq!(files_under(&root), MNIST_FILES);
+}
+
+#[test]
+fn without_the_data_a_run_and_a_download_say_what_to_do_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("empty root");
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/mnist-mlp-kp.toml"
+    );
+    // The default root is the cache directory.
+    let cache = tmp.path().join("cache");
+    let env = [
+        ("BIOFEEDBACK_DATA", None),
+        ("XDG_CACHE_HOME", Some(cache.to_str().unwrap())),
+    ];
+    let e = one_error_line(&biofeedback_with(
+        tmp.path(),
+        &env,
+        &["train", "--config", config, "--out", "run"],
+    ));
+    assert!(
+        e.contains(&format!(
+            "{}",
+            cache.join("biofeedback").join("mnist").display()
+        )) && e.contains("`biofeedback data download mnist`")
+            && e.contains("--download"),
+        "{e}"
+    );
+    let e = one_error_line(&biofeedback(&[
+        "train",
+        "--config",
+        config,
+        "--data-root",
+        root.to_str().unwrap(),
+    ]));
+    assert!(e.contains("data download mnist --data-root"), "{e}");
+    // Offline (nothing listens on the port): the URL, and what to do.
+    let e = one_error_line(&biofeedback(&[
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        "http://127.0.0.1:9/",
+        "--data-root",
+        root.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz")
+            && e.contains("--mirror")
+            && e.contains("copy the official files"),
+        "{e}"
+    );
+    let e = one_error_line(&biofeedback(&["data", "download", "imagenet"]));
+    assert!(e.contains("mnist, fashion-mnist, cifar10"), "{e}");
+}
+
+#[test]
+fn eval_and_plot_work_from_any_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = tmp.path().join("run");
+    // A relative data.dir, from the repository root.
+    let o = biofeedback_with(
+        &repo,
+        &[],
+        &mnist_args(
+            "data.dir=\"../shared/data/mnist\"",
+            &["--set", "run.epochs=1", "--out", out.to_str().unwrap()],
+        ),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let best = out.join("checkpoints/best.safetensors");
+    let o = biofeedback_with(
+        &elsewhere,
+        &[],
+        &["eval", "--checkpoint", best.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("on 500 test examples"));
+    let o = biofeedback_with(&elsewhere, &[], &["plot", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("plots").is_dir());
 }

@@ -261,10 +261,8 @@ pub fn summary(set: &Standard, folder: &Path) -> String {
     if !verified.is_empty() {
         parts.push(format!("{} verified", verified.len()));
     }
-    if !unchecked.is_empty() {
-        parts.push(format!("{} without a published hash", unchecked.len()));
-    }
     for (list, what) in [
+        (&unchecked, "without a published hash"),
         (&differs, "differ from the published SHA-256"),
         (&unreadable, "unreadable"),
         (&missing, "missing"),
@@ -281,7 +279,10 @@ pub fn summary(set: &Standard, folder: &Path) -> String {
         (true, false) => "incomplete",
         (false, _) => "not the official files",
     };
-    format!("{head}: {}", parts.join(", "))
+    match (head, unchecked.is_empty()) {
+        ("verified", true) => format!("verified ({} files)", verified.len()),
+        _ => format!("{head}: {}", parts.join(", ")),
+    }
 }
 
 /// What is known of one file of a data folder.

@@ -435,7 +435,9 @@ fn accept_file(part: &Path, spec: &FileSpec, url: &str) -> Result<(), DownloadEr
         }),
         Ok(FileState::Missing) => refused(damaged("nothing arrived".into())),
         Ok(FileState::Unreadable(reason)) => refused(damaged(reason)),
-        Err(e) => refused(damaged(format!("cannot be read: {e} (truncated?)"))),
+        Err(e) => refused(damaged(format!(
+            "cannot be decompressed: {e} (a damaged or truncated file)"
+        ))),
     }
 }
 
@@ -528,4 +530,140 @@ fn unpack(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatasetKind;
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+
+    fn gz_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            // Written raw, so a path with `..` can be built too.
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            tar.append(&header, *data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    /// A set of two files in `set-bin/` of `set.tar.gz`, with the archive's hash `archive`.
+    fn set(archive: Option<&'static str>) -> Standard {
+        let files: &'static [FileSpec] = Box::leak(Box::new([
+            FileSpec {
+                name: "a.bin",
+                sha256: Some(leak(catalog::sha256_of(&b"first"[..]).unwrap())),
+                content_sha256: None,
+                required: true,
+            },
+            FileSpec {
+                name: "b.bin",
+                sha256: Some(leak(catalog::sha256_of(&b"second"[..]).unwrap())),
+                content_sha256: None,
+                required: true,
+            },
+        ]));
+        Standard {
+            name: "test-set",
+            dataset: DatasetKind::Cifar10,
+            mirrors: &[],
+            packaging: Packaging::TarGz {
+                archive: FileSpec {
+                    name: "set.tar.gz",
+                    sha256: archive,
+                    content_sha256: None,
+                    required: true,
+                },
+                prefix: "set-bin/",
+            },
+            files,
+        }
+    }
+
+    fn try_unpack(bytes: &[u8], set: &Standard) -> (Result<(), DownloadError>, tempfile::TempDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let part = tmp.path().join("set.tar.gz.part");
+        std::fs::write(&part, bytes).unwrap();
+        let Packaging::TarGz { archive, prefix } = set.packaging else {
+            unreachable!("the test set is an archive")
+        };
+        let into = tmp.path().join("unpacked");
+        let r = unpack(
+            &part,
+            "http://host/set.tar.gz",
+            prefix,
+            set,
+            &archive,
+            &into,
+        );
+        (r, tmp)
+    }
+
+    #[test]
+    fn an_archive_unpacks_its_files_under_the_prefix_and_nothing_else() {
+        let bytes = gz_tar(&[
+            ("set-bin/a.bin", b"first"),
+            ("set-bin/readme.html", b"<p>"),
+            ("set-bin/b.bin", b"second"),
+            ("elsewhere/a.bin", b"other"),
+        ]);
+        let hash = leak(catalog::sha256_of(&bytes[..]).unwrap());
+        for archive in [Some(hash), None] {
+            let (r, tmp) = try_unpack(&bytes, &set(archive));
+            r.unwrap();
+            let mut names: Vec<String> = std::fs::read_dir(tmp.path().join("unpacked"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["a.bin", "b.bin"]);
+            assert_eq!(
+                std::fs::read(tmp.path().join("unpacked/b.bin")).unwrap(),
+                b"second"
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_out_of_the_folder_a_wrong_file_and_a_truncated_archive_are_refused() {
+        let evil = gz_tar(&[("set-bin/a.bin", b"first"), ("../escape.bin", b"x")]);
+        let (r, tmp) = try_unpack(&evil, &set(None));
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("`../escape.bin`") && e.contains("outside"),
+            "{e}"
+        );
+        assert!(!tmp.path().join("escape.bin").exists());
+
+        let wrong = gz_tar(&[("set-bin/a.bin", b"first"), ("set-bin/b.bin", b"changed")]);
+        let (r, _tmp) = try_unpack(&wrong, &set(Some(leak("0".repeat(64)))));
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("set.tar.gz") && e.contains("is not the published"),
+            "{e}"
+        );
+
+        let lacking = gz_tar(&[("set-bin/a.bin", b"first")]);
+        let (r, _tmp) = try_unpack(&lacking, &set(None));
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("lacks set-bin/b.bin"), "{e}");
+
+        let whole = gz_tar(&[("set-bin/a.bin", b"first"), ("set-bin/b.bin", b"second")]);
+        let (r, _tmp) = try_unpack(&whole[..whole.len() - 20], &set(None));
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("damaged archive") || e.contains("does not verify"),
+            "{e}"
+        );
+    }
 }

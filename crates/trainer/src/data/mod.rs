@@ -365,10 +365,7 @@ pub fn resolve_dir(section: &mut DataSection, root: &root::DataRoot) -> Result<(
         (None, Some(set)) => root.folder(set.name),
         (None, None) => return Err(DataError::NoDir),
     };
-    section.dir = Some(std::path::absolute(&dir).map_err(|source| DataError::Io {
-        path: dir.clone(),
-        source,
-    })?);
+    section.dir = Some(root::absolute(&dir)?);
     Ok(())
 }
 

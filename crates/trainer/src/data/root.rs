@@ -43,16 +43,27 @@ impl DataRoot {
                 None => return Err(DataError::NoRoot),
             },
         };
-        let path = std::path::absolute(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self { path, origin })
+        Ok(Self {
+            path: absolute(&path)?,
+            origin,
+        })
     }
 
     /// The folder of the standard data set `name` under this root.
     pub fn folder(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+}
+
+/// `path` made absolute: resolved through links and `..` where it exists, else joined to the
+/// working directory.
+pub fn absolute(path: &Path) -> Result<PathBuf, DataError> {
+    match path.canonicalize() {
+        Ok(p) => Ok(p),
+        Err(_) => std::path::absolute(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -1,0 +1,3 @@
+//! Helpers of the command-line tests.
+
+pub mod http;
