@@ -66,6 +66,9 @@ enum Command {
         /// folder yet, as `biofeedback data download` does.
         #[arg(long)]
         download: bool,
+        /// With --download: fetch from this base URL instead of the official locations.
+        #[arg(long, value_name = "URL", requires = "download")]
+        mirror: Option<String>,
     },
     /// Evaluate a checkpoint: test loss, top-1 and top-5 error, and each layer's angles.
     Eval {
@@ -243,6 +246,7 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             overwrite,
             allow_changes,
             download,
+            mirror,
         } => {
             let start = match (config, resume) {
                 (_, Some(dir)) => Start::Resume { dir, allow_changes },
@@ -255,7 +259,7 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             };
             let data = DataChoice {
                 root: data_root,
-                download,
+                download: download.then_some(download::Options { mirror }),
             };
             train(start, overrides, device, &data, log)
         }
@@ -366,10 +370,10 @@ enum Start {
     Resume { dir: PathBuf, allow_changes: bool },
 }
 
-/// Where `train` finds its data: `--data-root` and `--download`.
+/// Where `train` finds its data: `--data-root`, and `--download` with its `--mirror`.
 struct DataChoice {
     root: Option<PathBuf>,
-    download: bool,
+    download: Option<download::Options>,
 }
 
 /// Points `section.dir` at the folder the run reads (a fresh run always; a resumed one when
@@ -385,7 +389,8 @@ fn prepare_data(section: &mut DataSection, choice: &DataChoice, fresh: bool) -> 
         let root = DataRoot::resolve(choice.root.as_deref())?;
         data::resolve_dir(section, &root)?;
     }
-    if choice.download {
+    if let Some(options) = &choice.download {
+        check_mirror(options.mirror.as_deref())?;
         let Some(set) = standard else {
             bail!(
                 "--download: an image folder is not a standard data set (those are {}); \
@@ -394,13 +399,26 @@ fn prepare_data(section: &mut DataSection, choice: &DataChoice, fresh: bool) -> 
             );
         };
         let folder = section.dir.clone().context("data.dir is resolved above")?;
-        report_download(
-            &set,
-            &folder,
-            &download::download(&set, &folder, &Default::default())?,
-        );
+        let summary = download::download(&set, &folder, options).with_context(|| {
+            format!(
+                "--download: the {} data set could not be fetched (later, `{}` fetches it)",
+                set.name,
+                data::fetch_command(&set, &folder)
+            )
+        })?;
+        report_download(&set, &folder, &summary);
     }
     Ok(())
+}
+
+/// Refuses a `--mirror` that is not an HTTP(S) URL.
+fn check_mirror(mirror: Option<&str>) -> Result<()> {
+    match mirror {
+        Some(m) if !(m.starts_with("http://") || m.starts_with("https://")) => {
+            bail!("--mirror {m}: expected an http:// or https:// base URL")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Logs what a download did.
@@ -440,11 +458,7 @@ fn data_command(command: DataCommand, root: Option<PathBuf>) -> Result<()> {
                     Standard::names()
                 )
             })?;
-            if let Some(m) = &mirror
-                && !(m.starts_with("http://") || m.starts_with("https://"))
-            {
-                bail!("--mirror {m}: expected an http:// or https:// base URL");
-            }
+            check_mirror(mirror.as_deref())?;
             let folder = match dir {
                 Some(d) => {
                     std::path::absolute(&d).with_context(|| format!("--dir {}", d.display()))?
@@ -663,7 +677,7 @@ fn eval(
     let mut config = checkpoint.config(&overrides)?;
     let choice_of_data = DataChoice {
         root: data_root,
-        download: false,
+        download: None,
     };
     prepare_data(&mut config.data, &choice_of_data, false)?;
     let mut trainer = Trainer::for_eval(config, choice.create()?)?;

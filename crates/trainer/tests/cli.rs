@@ -1266,6 +1266,32 @@ fn data_download_from_a_mirror_fills_an_empty_root_and_a_run_trains_from_it() {
         config.contains(&format!("dir = {:?}", recorded.to_str().unwrap())),
         "{config}"
     );
+    // `train --download` fetches a missing set itself, into another empty root.
+    let second = tmp.path().join("second root");
+    let served = server.requests().len();
+    succeeds(&[
+        "train",
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/mnist-mlp-kp.toml"
+        ),
+        "--data-root",
+        second.to_str().unwrap(),
+        "--download",
+        "--mirror",
+        &server.url,
+        "--set",
+        "run.epochs=1",
+        "--set",
+        "data.train_limit=500",
+        "--set",
+        "data.test_limit=100",
+        "--out",
+        tmp.path().join("run2").to_str().unwrap(),
+    ]);
+    assert_eq!(server.requests().len(), served + 4);
+    assert_eq!(files_under(&second), MNIST_FILES);
 }
 
 #[test]

@@ -341,7 +341,7 @@ pub fn folder(section: &DataSection) -> Result<PathBuf, DataError> {
 
 /// The command that fetches `set` into `dir`: `biofeedback data download NAME`, with
 /// `--data-root` when `dir` is not the set's folder under the default root.
-fn fetch_command(set: &catalog::Standard, dir: &Path) -> String {
+pub fn fetch_command(set: &catalog::Standard, dir: &Path) -> String {
     let default = root::DataRoot::resolve(None)
         .ok()
         .map(|r| r.folder(set.name));
