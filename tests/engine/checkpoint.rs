@@ -33,8 +33,11 @@ fn config(rule: &str, epochs: usize) -> Config {
     let overrides = [
         format!("run.epochs={epochs}"),
         "model.hidden=[64]".to_string(),
-        "mirror.steps_before=50".to_string(),
-    ];
+    ]
+    .into_iter()
+    // Mirror keys apply to weight mirrors only.
+    .chain((rule == "wm").then(|| "mirror.steps_before=50".to_string()))
+    .collect::<Vec<_>>();
     crate::common::shipped_config(&path, &overrides)
 }
 

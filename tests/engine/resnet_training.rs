@@ -14,11 +14,11 @@ use std::sync::OnceLock;
 /// The shipped CIFAR-10 ResNet-18 config of `rule`, at width 8 and `epochs` epochs.
 fn config(rule: &str, epochs: usize) -> Config {
     let path = format!("configs/cifar10-resnet18-{rule}.toml");
-    let overrides = [
-        format!("run.epochs={epochs}"),
-        "model.width=8".to_string(),
-        "mirror.steps_before=10".to_string(),
-    ];
+    let overrides = [format!("run.epochs={epochs}"), "model.width=8".to_string()]
+        .into_iter()
+        // Mirror keys apply to weight mirrors only.
+        .chain((rule == "wm").then(|| "mirror.steps_before=10".to_string()))
+        .collect::<Vec<_>>();
     crate::common::shipped_config(&path, &overrides)
 }
 

@@ -477,6 +477,17 @@ pub enum ConfigError {
         /// What was wrong.
         message: String,
     },
+    /// A key written in an experiment file or a `--set` that the chosen model or rule does
+    /// not read (it would be silently ignored).
+    #[error("{source_name}: {key} does not apply {why}; remove it")]
+    NotApplicable {
+        /// The file, or `--set KEY=VALUE`.
+        source_name: String,
+        /// `section.key`.
+        key: String,
+        /// To what, e.g. `to model.kind = "resnet18" (an MLP key)`.
+        why: String,
+    },
     /// A value of the right type but out of range.
     #[error("config {key} = {value}: expected {expected}")]
     Invalid {
@@ -490,16 +501,88 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path`, applies the `section.key=value` overrides in order and validates.
+    /// Reads the experiment file `path`, applies the `section.key=value` overrides in order
+    /// and validates; a key of the file or of an override that the chosen model or rule does
+    /// not read is an error ([`Config::inapplicable`]).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text, path, overrides)
+        let text = read(path)?;
+        let config = Self::from_toml(&text, path, overrides)?;
+        let table: toml::Table = toml::from_str(&text).expect("parsed above");
+        config.check_applies(&table, &path.display().to_string())?;
+        Ok(config)
     }
 
-    /// Parses `text` (named `path` in errors), applies overrides and validates.
+    /// Reads a config written by the trainer (a run directory's `config.toml`), with
+    /// overrides; only the overrides must apply (files of earlier versions list every key).
+    pub fn load_resolved(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        Self::from_toml(&read(path)?, path, overrides)
+    }
+
+    /// Keys that the model and rule of this config do not read, as `(key prefix, why)`:
+    /// MLP keys for a ResNet and ResNet keys for an MLP, `mirror.*` for a rule other than
+    /// `wm`, `data.image_folder.*` for a data set that is not an image folder.
+    pub fn inapplicable(&self) -> Vec<(&'static str, String)> {
+        let kind = toml::Value::try_from(self.model.kind).expect("a kind is a string");
+        let mut out = Vec::new();
+        let resnet = format!("to model.kind = {kind} (a ResNet key)");
+        let mlp = format!("to model.kind = {kind} (an MLP key)");
+        match self.model.kind {
+            ModelKind::Mlp => {
+                for key in ["model.stem", "model.width", "model.bn_position"] {
+                    out.push((key, resnet.clone()));
+                }
+                out.push(("algorithm.bn_feedback", resnet.clone()));
+            }
+            _ => {
+                for key in ["model.hidden", "model.activation"] {
+                    out.push((key, mlp.clone()));
+                }
+            }
+        }
+        if self.algorithm.rule != Rule::Wm {
+            out.push((
+                "mirror",
+                format!(
+                    "to algorithm.rule = \"{}\" (mirror mode is weight mirrors' only)",
+                    self.algorithm.rule
+                ),
+            ));
+        }
+        if self.data.dataset != DatasetKind::ImageFolder {
+            out.push((
+                "data.image_folder",
+                "unless data.dataset = \"image_folder\"".to_string(),
+            ));
+        }
+        out
+    }
+
+    /// Refuses a key of `written` (a file's table, named `source_name`) that this config does
+    /// not read.
+    fn check_applies(&self, written: &toml::Table, source_name: &str) -> Result<(), ConfigError> {
+        let mut keys = Vec::new();
+        flatten_keys("", written, &mut keys);
+        self.check_keys_apply(&keys, source_name)
+    }
+
+    /// Refuses any of `keys` (`section.key`) that this config does not read.
+    fn check_keys_apply(&self, keys: &[String], source_name: &str) -> Result<(), ConfigError> {
+        let rules = self.inapplicable();
+        for key in keys {
+            let under = |prefix: &str| key == prefix || key.starts_with(&format!("{prefix}."));
+            if let Some((_, why)) = rules.iter().find(|(prefix, _)| under(prefix)) {
+                return Err(ConfigError::NotApplicable {
+                    source_name: source_name.to_string(),
+                    key: key.clone(),
+                    why: why.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `text` (named `path` in errors), applies overrides and validates. Each override
+    /// must apply to the model and rule it leaves ([`Config::inapplicable`]).
     pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let parse_error = |e: toml::de::Error| {
             let location = e
@@ -527,6 +610,10 @@ impl Config {
                     })?;
         }
         config.validate()?;
+        for arg in overrides {
+            let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k).trim();
+            config.check_keys_apply(&[key.to_string()], &format!("--set {arg}"))?;
+        }
         Ok(config)
     }
 
@@ -580,9 +667,24 @@ impl Config {
             .collect()
     }
 
-    /// The resolved config as TOML, every key written out.
+    /// The resolved config as TOML, every key that the model and rule read written out
+    /// (those of [`Config::inapplicable`] left out, so the text loads as an experiment file).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("every config value is representable in TOML")
+        let mut table = toml::Table::try_from(self).expect("every config value is representable");
+        for (prefix, _) in self.inapplicable() {
+            // A section (`mirror`) or a key of a section (`data.image_folder`).
+            match prefix.split_once('.') {
+                None => {
+                    table.remove(prefix);
+                }
+                Some((section, key)) => {
+                    if let Some(t) = table.get_mut(section).and_then(|v| v.as_table_mut()) {
+                        t.remove(key);
+                    }
+                }
+            }
+        }
+        toml::to_string_pretty(&table).expect("every config value is representable in TOML")
     }
 
     /// Checks ranges that the types cannot express.
@@ -903,6 +1005,28 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Reads a config file, naming it on failure.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The `section.key` names of every value in `table` (nested tables joined by dots).
+fn flatten_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = match prefix {
+            "" => k.clone(),
+            p => format!("{p}.{k}"),
+        };
+        match v {
+            toml::Value::Table(t) => flatten_keys(&key, t, out),
+            _ => out.push(key),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1041,6 +1165,64 @@ mod tests {
             let e = parse("", &[set]).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn a_key_the_model_or_rule_does_not_read_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = tmp.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let resnet = file(
+            "resnet.toml",
+            "[model]\nkind = \"resnet18\"\nhidden = [100]\n",
+        );
+        let e = Config::load(&resnet, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("resnet.toml")
+                && e.contains("model.hidden does not apply to model.kind = \"resnet18\""),
+            "{e}"
+        );
+        let kp = file(
+            "kp.toml",
+            "[algorithm]\nrule = \"kp\"\n[mirror]\neta = 0.1\n",
+        );
+        let e = Config::load(&kp, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("mirror.eta does not apply to algorithm.rule = \"kp\""),
+            "{e}"
+        );
+        let e = parse("", &["mirror.eta=0.1"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--set mirror.eta=0.1: mirror.eta does not apply"),
+            "{e}"
+        );
+        let e = parse("", &["model.width=8"]).unwrap_err().to_string();
+        assert!(e.contains("a ResNet key"), "{e}");
+        let e = parse("", &["data.image_folder.resize=300"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image_folder"), "{e}");
+        // A key that becomes applicable by another override in the same command is fine.
+        parse("", &["algorithm.rule=wm", "mirror.eta=0.1"]).unwrap();
+        // The resolved text leaves such keys out and loads as an experiment file.
+        let c = parse("[algorithm]\nrule = \"kp\"\n", &[]).unwrap();
+        let text = c.to_toml();
+        assert!(
+            !text.contains("[mirror]") && !text.contains("stem"),
+            "{text}"
+        );
+        let round = file("round.toml", &text);
+        assert_eq!(Config::load(&round, &[]).unwrap(), c);
+        // A run directory's config.toml of an earlier version lists every key.
+        let full = file(
+            "full.toml",
+            &toml::to_string_pretty(&c).expect("representable"),
+        );
+        assert!(Config::load(&full, &[]).is_err());
+        assert_eq!(Config::load_resolved(&full, &[]).unwrap(), c);
     }
 
     #[test]

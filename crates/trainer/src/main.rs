@@ -511,7 +511,7 @@ fn train(
             let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
             let mut config = checkpoint.config(&overrides)?;
             prepare_data(&mut config.data, data, false)?;
-            let dir_config = Config::load(&path.join("config.toml"), &[])?;
+            let dir_config = Config::load_resolved(&path.join("config.toml"), &[])?;
             checkpoint.check_resume(&dir_config, &config, allow_changes)?;
             if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
                 repair_best(&path, &checkpoint)?;
