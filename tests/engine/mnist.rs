@@ -26,15 +26,22 @@ fn last_layer_angle(reports: &[EpochReport]) -> f64 {
         .weight_angle_deg
 }
 
-#[test]
-fn kp_reaches_98_percent_with_aligned_feedback() {
-    let r = run("kp");
-    assert_eq!(r.len(), 10);
-    assert!(
-        final_accuracy(&r) >= 98.0,
-        "kp accuracy {}",
-        final_accuracy(&r)
+/// Test accuracy of the last epoch must be at least `min` (issue 13's targets: the shipped
+/// recipe, 20 epochs).
+fn assert_accuracy(rule: &str, reports: &[EpochReport], min: f64) {
+    assert_eq!(
+        reports.len(),
+        20,
+        "{rule}: the shipped recipe runs 20 epochs"
     );
+    let acc = final_accuracy(reports);
+    assert!(acc >= min, "{rule} accuracy {acc:.2}% < {min}%");
+}
+
+#[test]
+fn kp_reaches_98_5_percent_with_aligned_feedback() {
+    let r = run("kp");
+    assert_accuracy("kp", &r, 98.5);
     assert!(
         last_layer_angle(&r) <= 5.0,
         "kp last-layer angle {}",
@@ -43,39 +50,42 @@ fn kp_reaches_98_percent_with_aligned_feedback() {
 }
 
 #[test]
-fn bp_reaches_98_percent() {
+fn bp_reaches_98_5_percent() {
     let r = run("bp");
-    assert!(
-        final_accuracy(&r) >= 98.0,
-        "bp accuracy {}",
-        final_accuracy(&r)
-    );
+    assert_accuracy("bp", &r, 98.5);
     assert_eq!(last_layer_angle(&r), 0.0);
 }
 
+/// Weight mirrors keep up with the forward weights from the first epoch: the last layer's
+/// angle stays under 10 degrees every epoch, and the training loss never climbs (by more than
+/// 1% of the epoch before: the random shifts make it a little noisy at the end of the cosine
+/// schedule), where the slower mirror of the earlier recipe let it grow on harder data.
 #[test]
-fn wm_reaches_98_percent() {
+fn wm_reaches_98_5_percent_and_its_mirror_keeps_up_from_epoch_1() {
     let r = run("wm");
-    assert!(
-        final_accuracy(&r) >= 98.0,
-        "wm accuracy {}",
-        final_accuracy(&r)
-    );
-    assert!(
-        last_layer_angle(&r) < 20.0,
-        "wm last-layer angle {}",
-        last_layer_angle(&r)
-    );
+    assert_accuracy("wm", &r, 98.5);
+    for e in &r {
+        let angle = e.layers.last().unwrap().weight_angle_deg;
+        assert!(
+            angle < 10.0,
+            "wm last-layer angle {angle:.1} at epoch {}",
+            e.metrics.epoch
+        );
+    }
+    for pair in r.windows(2) {
+        let (a, b) = (pair[0].metrics.train_loss, pair[1].metrics.train_loss);
+        assert!(
+            b <= a * 1.01,
+            "wm training loss rose from {a} to {b} at epoch {}",
+            pair[1].metrics.epoch
+        );
+    }
 }
 
 #[test]
-fn fa_reaches_97_percent_with_unaligned_feedback() {
+fn fa_reaches_98_percent_with_unaligned_feedback() {
     let r = run("fa");
-    assert!(
-        final_accuracy(&r) >= 97.0,
-        "fa accuracy {}",
-        final_accuracy(&r)
-    );
+    assert_accuracy("fa", &r, 98.0);
     assert!(
         last_layer_angle(&r) > 30.0,
         "fa angle {}",
@@ -86,9 +96,5 @@ fn fa_reaches_97_percent_with_unaligned_feedback() {
 #[test]
 fn ss_learns() {
     let r = run("ss");
-    assert!(
-        final_accuracy(&r) >= 97.0,
-        "ss accuracy {}",
-        final_accuracy(&r)
-    );
+    assert_accuracy("ss", &r, 98.0);
 }
