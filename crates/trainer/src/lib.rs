@@ -25,6 +25,7 @@ pub mod device;
 pub mod logging;
 pub mod network;
 pub mod plot;
+pub mod records;
 pub mod run_dir;
 pub mod run_record;
 pub mod schedule;

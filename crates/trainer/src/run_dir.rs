@@ -22,21 +22,13 @@
 
 use crate::atomic::{remove_orphaned_temporaries, write_atomically};
 use crate::config::Config;
-use crate::train::{BestEpoch, EpochMetrics, EpochReport, LayerAlignment};
-use serde::Serialize;
+use crate::records::{AlignmentRow, RecordError, Results, RowWriter, cut_to_epoch};
+use crate::train::{BestEpoch, EpochMetrics, EpochReport};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Header of `metrics.csv`.
-pub const METRICS_HEADER: &str = "epoch,train_loss,train_top1_error,test_loss,test_top1_error,\
-                                  test_top5_error,seconds,examples_per_second,data_wait_seconds";
-/// Header of `metrics.csv` before `data_wait_seconds` (0.1): read, and rewritten on resume.
-pub const METRICS_HEADER_V1: &str = "epoch,train_loss,train_top1_error,test_loss,\
-                                     test_top1_error,test_top5_error,seconds,examples_per_second";
-/// Header of `alignment.csv`.
-pub const ALIGNMENT_HEADER: &str = "epoch,layer,weight_angle_deg,delta_angle_global_deg,\
-                                    delta_angle_local_deg,norm_ratio";
+pub use crate::records::{ALIGNMENT_HEADER, METRICS_HEADER, METRICS_HEADER_V1};
 
 /// An open run directory.
 pub struct RunDir {
@@ -44,36 +36,19 @@ pub struct RunDir {
     pub path: PathBuf,
     /// `run.lock`, locked while this value lives.
     _lock: File,
-    metrics: BufWriter<File>,
-    alignment: BufWriter<File>,
+    metrics: RowWriter<EpochMetrics>,
+    alignment: RowWriter<AlignmentRow>,
     history: Vec<EpochMetrics>,
 }
 
-/// `results.json`: the run's final and best figures.
-#[derive(Debug, Clone, Serialize)]
-pub struct Results<'a> {
-    /// `run.name`.
-    pub name: &'a str,
-    /// The learning rule.
-    pub rule: &'a str,
-    /// The project version that wrote the file.
-    pub version: &'a str,
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Epochs configured.
-    pub epochs: usize,
-    /// Training seconds summed over the epochs.
-    pub train_seconds: f64,
-    /// The last epoch's figures.
-    pub last: &'a EpochMetrics,
-    /// The last epoch's alignment, per layer.
-    pub last_alignment: &'a [LayerAlignment],
-    /// The metric that ranks epochs (`checkpoint.metric`).
-    pub best_metric: &'static str,
-    /// The best epoch by it.
-    pub best: Option<BestEpoch>,
-    /// The best epoch's figures.
-    pub best_metrics: Option<&'a EpochMetrics>,
+/// A record error as the I/O error the run directory's callers report (it names the file).
+fn io_error(e: RecordError) -> std::io::Error {
+    match e {
+        RecordError::Io { source, path } => {
+            std::io::Error::new(source.kind(), format!("{}: {source}", path.display()))
+        }
+        e => std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    }
 }
 
 impl RunDir {
@@ -120,17 +95,11 @@ impl RunDir {
             }
         }
         write_atomically(&path.join("config.toml"), config.to_toml().as_bytes())?;
-        let mut metrics = BufWriter::new(File::create(path.join("metrics.csv"))?);
-        writeln!(metrics, "{METRICS_HEADER}")?;
-        let mut alignment = BufWriter::new(File::create(path.join("alignment.csv"))?);
-        writeln!(alignment, "{ALIGNMENT_HEADER}")?;
-        metrics.flush()?;
-        alignment.flush()?;
         Ok(Self {
             path: path.to_path_buf(),
             _lock: lock,
-            metrics,
-            alignment,
+            metrics: RowWriter::create(&path.join("metrics.csv")).map_err(io_error)?,
+            alignment: RowWriter::create(&path.join("alignment.csv")).map_err(io_error)?,
             history: Vec::new(),
         })
     }
@@ -162,71 +131,26 @@ impl RunDir {
         remove_orphaned_temporaries(&path.join("checkpoints"))?;
         write_atomically(&path.join("config.toml"), config.to_toml().as_bytes())?;
         check_checkpoints_writable(path)?;
-        let keep = |name: &str, header: &str, old: &str| -> std::io::Result<Vec<String>> {
-            let file = path.join(name);
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{}: {e} (a run directory holds config.toml, metrics.csv, \
-                         alignment.csv and checkpoints/)",
-                        file.display()
-                    ),
-                )
-            })?;
-            let mut lines = text.lines();
-            let first = lines.next();
-            if first != Some(header) && first != Some(old) {
+        for name in ["metrics.csv", "alignment.csv"] {
+            if !path.join(name).is_file() {
                 return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: expected the header `{header}`", file.display()),
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "{}: No such file (a run directory holds config.toml, metrics.csv, \
+                         alignment.csv and checkpoints/)",
+                        path.join(name).display()
+                    ),
                 ));
             }
-            let rows: Vec<String> = lines
-                .filter(|l| {
-                    l.split(',')
-                        .next()
-                        .and_then(|e| e.parse::<usize>().ok())
-                        .is_some_and(|e| e <= epochs_done)
-                })
-                .map(|l| match first == Some(old) && old != header {
-                    true => format!("{l},0"),
-                    false => l.to_string(),
-                })
-                .collect();
-            let mut body = format!("{header}\n");
-            for row in &rows {
-                body.push_str(row);
-                body.push('\n');
-            }
-            write_atomically(&file, body.as_bytes())?;
-            Ok(rows)
-        };
-        let rows = keep("metrics.csv", METRICS_HEADER, METRICS_HEADER_V1)?;
-        keep("alignment.csv", ALIGNMENT_HEADER, ALIGNMENT_HEADER)?;
-        let history = rows
-            .iter()
-            .map(|row| parse_metrics_row(row))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: a row is not a metrics row",
-                        path.join("metrics.csv").display()
-                    ),
-                )
-            })?;
-        let append = |name: &str| -> std::io::Result<BufWriter<File>> {
-            Ok(BufWriter::new(
-                OpenOptions::new().append(true).open(path.join(name))?,
-            ))
-        };
+        }
+        let history = cut_to_epoch::<EpochMetrics>(&path.join("metrics.csv"), epochs_done)
+            .map_err(io_error)?;
+        cut_to_epoch::<AlignmentRow>(&path.join("alignment.csv"), epochs_done).map_err(io_error)?;
         Ok(Self {
             path: path.to_path_buf(),
             _lock: lock,
-            metrics: append("metrics.csv")?,
-            alignment: append("alignment.csv")?,
+            metrics: RowWriter::append(&path.join("metrics.csv")).map_err(io_error)?,
+            alignment: RowWriter::append(&path.join("alignment.csv")).map_err(io_error)?,
             history,
         })
     }
@@ -249,33 +173,15 @@ impl RunDir {
     /// Appends one epoch's rows and flushes them to disk.
     pub fn record(&mut self, report: &EpochReport) -> std::io::Result<()> {
         let m = &report.metrics;
-        writeln!(
-            self.metrics,
-            "{},{:.6},{:.4},{:.6},{:.4},{:.4},{:.3},{:.1},{:.3}",
-            m.epoch,
-            m.train_loss,
-            m.train_top1_error,
-            m.test_loss,
-            m.test_top1_error,
-            m.test_top5_error,
-            m.seconds,
-            m.examples_per_second,
-            m.data_wait_seconds
-        )?;
-        for l in &report.layers {
-            writeln!(
-                self.alignment,
-                "{},{},{:.4},{:.4},{:.4},{:.6}",
-                m.epoch,
-                l.layer,
-                l.weight_angle_deg,
-                l.delta_angle_global_deg,
-                l.delta_angle_local_deg,
-                l.norm_ratio
-            )?;
-        }
-        self.metrics.flush()?;
-        self.alignment.flush()?;
+        self.metrics
+            .write(std::slice::from_ref(m))
+            .map_err(io_error)?;
+        let rows: Vec<AlignmentRow> = report
+            .layers
+            .iter()
+            .map(|l| AlignmentRow::new(m.epoch, l))
+            .collect();
+        self.alignment.write(&rows).map_err(io_error)?;
         self.history.push(m.clone());
         Ok(())
     }
@@ -318,30 +224,6 @@ impl RunDir {
 /// `<run_dir>/checkpoints/last.safetensors`.
 pub fn last_checkpoint(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last.safetensors")
-}
-
-/// One row of `metrics.csv` read back, with or without `data_wait_seconds` (`None` if it is
-/// not one).
-pub(crate) fn parse_metrics_row(row: &str) -> Option<EpochMetrics> {
-    let f: Vec<&str> = row.split(',').collect();
-    if f.len() != 8 && f.len() != 9 {
-        return None;
-    }
-    let x = |i: usize| f[i].parse::<f64>().ok();
-    Some(EpochMetrics {
-        epoch: f[0].parse().ok()?,
-        train_loss: x(1)?,
-        train_top1_error: x(2)?,
-        test_loss: x(3)?,
-        test_top1_error: x(4)?,
-        test_top5_error: x(5)?,
-        seconds: x(6)?,
-        examples_per_second: x(7)?,
-        data_wait_seconds: match f.len() {
-            9 => x(8)?,
-            _ => 0.0,
-        },
-    })
 }
 
 /// Takes the lock `run.lock` of the run directory `path`, or says which process holds it.

@@ -5,48 +5,11 @@
 //! `alignment.csv`; see [`crate::run_dir`] for their layout. Every failure names the file and,
 //! for CSV rows, the line.
 
-use crate::run_dir::{ALIGNMENT_HEADER, METRICS_HEADER, METRICS_HEADER_V1, parse_metrics_row};
+use crate::records::read_rows;
 use crate::train::EpochMetrics;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 
-/// Why a run directory cannot be read.
-#[derive(Debug, Error)]
-pub enum RecordError {
-    /// A file cannot be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A file does not hold what a run directory's file holds.
-    #[error("{path}: {what}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, and what was expected.
-        what: String,
-    },
-}
-
-/// One row of `alignment.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlignmentRow {
-    /// Epoch, from 1.
-    pub epoch: usize,
-    /// Layer name.
-    pub layer: String,
-    /// Angle between `B` and `W^T`, degrees.
-    pub weight_angle_deg: f64,
-    /// Angle between the rule's delta and backprop's (whole network), degrees.
-    pub delta_angle_global_deg: f64,
-    /// Angle between one layer's delta through `B` and through `W^T`, degrees.
-    pub delta_angle_local_deg: f64,
-    /// `|B| / |W|`.
-    pub norm_ratio: f64,
-}
+pub use crate::records::{AlignmentRow, RecordError};
 
 /// A run directory's records.
 #[derive(Debug, Clone)]
@@ -111,16 +74,8 @@ impl RunRecord {
                 path: config_path.clone(),
                 what: format!("`run.epochs` is {epochs}, expected a count"),
             })?;
-        let metrics = rows(
-            &dir.join("metrics.csv"),
-            [METRICS_HEADER, METRICS_HEADER_V1],
-            parse_metrics_row,
-        )?;
-        let alignment = rows(
-            &dir.join("alignment.csv"),
-            [ALIGNMENT_HEADER; 2],
-            parse_alignment_row,
-        )?;
+        let metrics = read_rows::<EpochMetrics>(&dir.join("metrics.csv"))?;
+        let alignment = read_rows::<AlignmentRow>(&dir.join("alignment.csv"))?;
         Ok(Self {
             path: dir.to_path_buf(),
             name: text("run", "name")?,
@@ -181,53 +136,10 @@ fn read(path: &Path) -> Result<String, RecordError> {
     })
 }
 
-/// The rows of the CSV file `path` after its `header`, each parsed by `parse`.
-/// The rows of a CSV file whose first line is one of `headers` (the current one first).
-fn rows<T>(
-    path: &Path,
-    headers: [&str; 2],
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<Vec<T>, RecordError> {
-    let header = headers[0];
-    let text = read(path)?;
-    let mut lines = text.lines();
-    if !lines.next().is_some_and(|h| headers.contains(&h)) {
-        return Err(RecordError::Format {
-            path: path.to_path_buf(),
-            what: format!("expected the header `{header}` on line 1"),
-        });
-    }
-    lines
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            parse(line).ok_or_else(|| RecordError::Format {
-                path: path.to_path_buf(),
-                what: format!("line {}: `{line}` is not a row of `{header}`", i + 2),
-            })
-        })
-        .collect()
-}
-
-fn parse_alignment_row(row: &str) -> Option<AlignmentRow> {
-    let f: Vec<&str> = row.split(',').collect();
-    if f.len() != 6 {
-        return None;
-    }
-    let x = |i: usize| f[i].parse::<f64>().ok();
-    Some(AlignmentRow {
-        epoch: f[0].parse().ok()?,
-        layer: f[1].to_string(),
-        weight_angle_deg: x(2)?,
-        delta_angle_global_deg: x(3)?,
-        delta_angle_local_deg: x(4)?,
-        norm_ratio: x(5)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::{ALIGNMENT_HEADER, METRICS_HEADER};
 
     fn write_run(dir: &Path, metrics: &str) {
         std::fs::write(
@@ -252,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_run(
             dir.path(),
-            "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0\n2,0.3,6.0,0.35,9.5,0.8,2.0,100.0\n",
+            "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0,0\n2,0.3,6.0,0.35,9.5,0.8,2.0,100.0,0\n",
         );
         let run = RunRecord::load(dir.path()).unwrap();
         assert_eq!((run.name.as_str(), run.rule.as_str()), ("r", "kp"));
@@ -265,7 +177,7 @@ mod tests {
     #[test]
     fn a_bad_row_is_named_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
-        write_run(dir.path(), "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0\n2,oops\n");
+        write_run(dir.path(), "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0,0\n2,oops\n");
         let err = RunRecord::load(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("metrics.csv") && err.contains("line 3"),

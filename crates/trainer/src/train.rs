@@ -12,7 +12,7 @@
 //! after step `s` (from `(seed, epoch, s)`). So an epoch can be resumed at any step and
 //! repeats the uninterrupted run bit for bit.
 
-use crate::config::{BestMetric, Config};
+use crate::config::Config;
 use crate::data::loader::{Batch, Batches, item_seed, read_batch};
 use crate::data::{self, DataError, Source, Sources, Splits, across_classes};
 use crate::network::Network;
@@ -35,65 +35,7 @@ static FIRST_STEP_LOGGED: AtomicBool = AtomicBool::new(false);
 /// Steps between two reads of the device's loss and accuracy sums.
 pub const READ_EVERY: usize = 50;
 
-/// Figures of one epoch (errors in percent).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EpochMetrics {
-    /// Epoch number, from 1.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's minibatches.
-    pub train_loss: f64,
-    /// Top-1 error on the training minibatches as they were seen, in percent.
-    pub train_top1_error: f64,
-    /// Mean test loss.
-    pub test_loss: f64,
-    /// Test top-1 error, percent.
-    pub test_top1_error: f64,
-    /// Test top-5 error, percent.
-    pub test_top5_error: f64,
-    /// Wall time of the epoch's training (mirror steps included), seconds.
-    pub seconds: f64,
-    /// Training examples per second.
-    pub examples_per_second: f64,
-    /// Seconds the training step waited for the data loader (included in `seconds`).
-    pub data_wait_seconds: f64,
-}
-
-impl EpochMetrics {
-    /// The value of `metric` in this epoch (lower is better).
-    pub fn value(&self, metric: BestMetric) -> f64 {
-        match metric {
-            BestMetric::TestTop1Error => self.test_top1_error,
-            BestMetric::TestTop5Error => self.test_top5_error,
-            BestMetric::TestLoss => self.test_loss,
-            BestMetric::TrainLoss => self.train_loss,
-        }
-    }
-}
-
-/// The best epoch so far by the config's `checkpoint.metric`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct BestEpoch {
-    /// Epoch number, from 1.
-    pub epoch: usize,
-    /// The metric's value then.
-    pub value: f64,
-}
-
-/// Alignment of one layer's feedback with backprop (SPEC section 4), in degrees.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LayerAlignment {
-    /// Layer name (`fc1`, `fc2`, ...).
-    pub layer: String,
-    /// Angle between `vec(B)` and `vec(W^T)`.
-    pub weight_angle_deg: f64,
-    /// Angle between the rule's `delta` at this layer's input and exact backprop's, on the
-    /// fixed evaluation batch (whole batch as one vector).
-    pub delta_angle_global_deg: f64,
-    /// Angle between the same upstream `delta` sent through `B` and through `W^T`.
-    pub delta_angle_local_deg: f64,
-    /// `|B| / |W|`.
-    pub norm_ratio: f64,
-}
+pub use crate::records::{BestEpoch, EpochMetrics, LayerAlignment};
 
 /// What one epoch produced.
 #[derive(Debug, Clone, PartialEq)]
