@@ -3,13 +3,19 @@
 //! mirror steps, and the alignment metrics.
 
 use crate::config::{Config, ModelKind};
-use crate::train::{LayerAlignment, TrainError};
+use crate::records::LayerAlignment;
 use biofeedback_core::init::Rng;
 use biofeedback_core::mirror::{mirror_step, mirror_step_conv};
 use biofeedback_core::optim::{BnMomentum, ConvMomentum, step_bn, step_conv};
 use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Sgd, SgdConfig, alignment};
 use biofeedback_models::{Loss, Mlp, MlpCache, Path, ResNet, ResNetCache, ResNetConfig};
 use burn::tensor::{Device, Tensor};
+
+/// A network that cannot be built for its input: the shapes do not fit, or its state would not
+/// fit in memory. Says which key to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeError(pub String);
 
 /// The shape of one example: `[channels, height, width]`.
 pub type ImageShape = [usize; 3];
@@ -63,7 +69,7 @@ impl Network {
         classes: usize,
         rng: &mut Rng,
         device: &Device,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, ShapeError> {
         check_memory(config, shape, classes)?;
         let sgd = config.sgd();
         match config.model.kind {
@@ -233,12 +239,12 @@ pub fn parameter_count(config: &Config, shape: ImageShape, classes: usize) -> u1
 
 /// Refuses a network whose parameters, feedback and optimizer state (about five copies of the
 /// weights) would not fit in this machine's memory, with the figure, before allocating it.
-fn check_memory(config: &Config, shape: ImageShape, classes: usize) -> Result<(), TrainError> {
+fn check_memory(config: &Config, shape: ImageShape, classes: usize) -> Result<(), ShapeError> {
     let bytes = parameter_count(config, shape, classes) * 4 * 5;
     let available = total_memory().unwrap_or(64 << 30) as u128;
     if bytes > available {
         let gb = |b: u128| b as f64 / (1u64 << 30) as f64;
-        return Err(TrainError::Shape(format!(
+        return Err(ShapeError(format!(
             "the network ({}) needs about {:.1} GiB for its weights, feedback and optimizer \
              state, more than this machine's {:.1} GiB (check model.hidden / model.width)",
             match config.model.kind {
@@ -261,13 +267,13 @@ fn total_memory() -> Option<u64> {
 }
 
 /// Refuses inputs a ResNet would shrink to nothing.
-fn check_input_size(config: &ResNetConfig, [c, h, w]: ImageShape) -> Result<(), TrainError> {
+fn check_input_size(config: &ResNetConfig, [c, h, w]: ImageShape) -> Result<(), ShapeError> {
     let min = match config.stem {
         biofeedback_models::Stem::Imagenet => 32,
         biofeedback_models::Stem::Cifar => 8,
     };
     if h < min || w < min {
-        return Err(TrainError::Shape(format!(
+        return Err(ShapeError(format!(
             "the images are {c}x{h}x{w}; a ResNet with the `{:?}` stem needs at least {min}x{min} \
              pixels (model.stem)",
             config.stem

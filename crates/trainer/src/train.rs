@@ -46,6 +46,12 @@ pub struct EpochReport {
     pub layers: Vec<LayerAlignment>,
 }
 
+impl From<crate::network::ShapeError> for TrainError {
+    fn from(e: crate::network::ShapeError) -> Self {
+        Self::Shape(e.0)
+    }
+}
+
 /// A training run that could not go on.
 #[derive(Debug, Error)]
 pub enum TrainError {

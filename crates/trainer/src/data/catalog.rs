@@ -11,7 +11,7 @@
 //! SHA-256 of its decompressed bytes is (MNIST's values are of the IDX bytes, so a copy that
 //! was re-compressed verifies too).
 
-use crate::config::DatasetKind;
+use crate::data::section::DatasetKind;
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use std::io::Read;

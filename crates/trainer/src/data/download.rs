@@ -535,7 +535,7 @@ fn unpack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatasetKind;
+    use crate::data::section::DatasetKind;
 
     fn leak(s: String) -> &'static str {
         Box::leak(s.into_boxed_str())

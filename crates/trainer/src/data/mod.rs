@@ -29,12 +29,13 @@ pub mod image_folder;
 pub mod loader;
 pub mod mnist;
 pub mod root;
+pub mod section;
 
 use biofeedback_core::init::Rng;
 use rand::RngExt;
 use std::sync::Arc;
 
-use crate::config::{DataSection, DatasetKind, Normalize};
+use section::{DataSection, DatasetKind, Normalize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
