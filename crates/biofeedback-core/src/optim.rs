@@ -74,14 +74,9 @@ impl Sgd {
             config,
             lr,
         );
-        layer.bias = update(
-            layer.bias.clone(),
-            grads.bias,
-            &mut state.bias,
-            config,
-            lr,
-            false,
-        );
+        layer
+            .bias
+            .inplace(|b| update(b, grads.bias, &mut state.bias, config, lr, false));
     }
 }
 
@@ -99,7 +94,10 @@ fn step_weight_and_feedback<const D: usize>(
         let b = feedback.take().expect("kp layers store B");
         *feedback = Some(update(b, grad.clone(), v_feedback, config, lr, true));
     }
-    *weight = update(weight.clone(), grad, v_weight, config, lr, true);
+    // `inplace` moves the weight out (a zero-element placeholder stays behind), so the update
+    // holds its only handle and the backend may write the result into its buffer; a clone
+    // left in the layer would force a copy of every parameter on every step.
+    weight.inplace(|w| update(w, grad, v_weight, config, lr, true));
 }
 
 /// One SGD update of `param` (any rank); see [`Sgd`] for the equations.
@@ -179,20 +177,8 @@ pub fn step_bn(
     state: &mut BnMomentum,
     lr: f64,
 ) {
-    bn.gamma = update(
-        bn.gamma.clone(),
-        grads.gamma.clone(),
-        &mut state.gamma,
-        config,
-        lr,
-        false,
-    );
-    bn.beta = update(
-        bn.beta.clone(),
-        grads.beta.clone(),
-        &mut state.beta,
-        config,
-        lr,
-        false,
-    );
+    bn.gamma
+        .inplace(|g| update(g, grads.gamma.clone(), &mut state.gamma, config, lr, false));
+    bn.beta
+        .inplace(|b| update(b, grads.beta.clone(), &mut state.beta, config, lr, false));
 }
