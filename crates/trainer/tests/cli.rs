@@ -19,12 +19,23 @@ fn shared_data(name: &str) -> PathBuf {
     p
 }
 
-fn biofeedback(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_biofeedback"))
-        .args(args)
+/// The data root of a run that names none: a folder that does not exist, whatever
+/// `BIOFEEDBACK_DATA` and the cache directory of the machine running the tests hold (CI sets
+/// `BIOFEEDBACK_DATA` to ../shared/data).
+const NO_DATA_ROOT: &str = "/nonexistent-biofeedback-test-cache";
+
+/// `biofeedback` with the test environment: warnings logged, no data root from outside.
+fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_biofeedback"));
+    command
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
+        .env_remove("BIOFEEDBACK_DATA")
+        .env("XDG_CACHE_HOME", NO_DATA_ROOT);
+    command
+}
+
+fn biofeedback(args: &[&str]) -> Output {
+    command().args(args).output().expect("the binary runs")
 }
 
 /// Runs `train` with `config` text written into `dir`, expecting failure; returns stderr.
@@ -423,9 +434,8 @@ fn checkpoint(path: &Path) -> biofeedback_trainer::checkpoint::Checkpoint {
 /// Starts `train` with `args`, waits until its `last` checkpoint exists (written inside the
 /// first epoch by `checkpoint.every_steps`) plus `delay`, and kills it with SIGKILL.
 fn kill_after_first_checkpoint(args: &[&str], out: &Path, delay: std::time::Duration) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_biofeedback"))
+    let mut child = command()
         .args(args)
-        .env("RUST_LOG", "warn")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the binary runs");
@@ -996,11 +1006,7 @@ fn non_utf8_paths_and_io_errors_are_one_clean_line() {
         .collect();
     args.push("--out".into());
     args.push(weird.clone().into_os_string());
-    let o = Command::new(env!("CARGO_BIN_EXE_biofeedback"))
-        .args(&args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let o = command().args(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         o.status.success() && !stderr.contains("panicked"),
@@ -1126,8 +1132,8 @@ fn cifar_training_with_random_crops_and_flips_repeats_from_its_seed() {
 
 /// `biofeedback args` run in `cwd` with the environment variables `env` set (`None`: unset).
 fn biofeedback_with(cwd: &Path, env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_biofeedback"));
-    command.args(args).current_dir(cwd).env("RUST_LOG", "warn");
+    let mut command = command();
+    command.args(args).current_dir(cwd);
     for (key, value) in env {
         match value {
             Some(v) => command.env(key, v),
