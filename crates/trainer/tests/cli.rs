@@ -1178,6 +1178,19 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// `biofeedback data download mnist` from `server` into the data root `root`.
+fn download_mnist(server: &Server, root: &str) -> Output {
+    biofeedback(&[
+        "data",
+        "download",
+        "mnist",
+        "--mirror",
+        &server.url,
+        "--data-root",
+        root,
+    ])
+}
+
 const MNIST_FILES: [&str; 4] = [
     "mnist/t10k-images-idx3-ubyte.gz",
     "mnist/t10k-labels-idx1-ubyte.gz",
@@ -1191,15 +1204,7 @@ fn data_download_from_a_mirror_fills_an_empty_root_and_a_run_trains_from_it() {
     let root = tmp.path().join("root");
     let root_arg = root.to_str().unwrap();
     let server = Server::start(shared_data("mnist"), vec![]);
-    let o = biofeedback(&[
-        "data",
-        "download",
-        "mnist",
-        "--mirror",
-        &server.url,
-        "--data-root",
-        root_arg,
-    ]);
+    let o = download_mnist(&server, root_arg);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -1207,15 +1212,7 @@ fn data_download_from_a_mirror_fills_an_empty_root_and_a_run_trains_from_it() {
     assert_eq!(files_under(&root), MNIST_FILES, "no work files left");
     assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
     // A second download finds every file verified and fetches nothing.
-    let again = biofeedback(&[
-        "data",
-        "download",
-        "mnist",
-        "--mirror",
-        &server.url,
-        "--data-root",
-        root_arg,
-    ]);
+    let again = download_mnist(&server, root_arg);
     assert!(again.status.success());
     assert_eq!(server.requests().len(), 4, "nothing fetched again");
     // `data list` by the environment variable.
@@ -1318,15 +1315,7 @@ fn a_corrupted_or_truncated_download_is_refused_and_nothing_is_left_in_place() {
         ("t10k-images-idx3-ubyte.gz", Fault::Truncate, "truncated"),
     ] {
         let server = Server::start(shared_data("mnist"), vec![(file, fault)]);
-        let e = one_error_line(&biofeedback(&[
-            "data",
-            "download",
-            "mnist",
-            "--mirror",
-            &server.url,
-            "--data-root",
-            root_arg,
-        ]));
+        let e = one_error_line(&download_mnist(&server, root_arg));
         assert!(
             e.contains(file) && e.contains(says) && e.contains("discarded"),
             "{e}"
@@ -1345,15 +1334,7 @@ fn a_corrupted_or_truncated_download_is_refused_and_nothing_is_left_in_place() {
     }
     // Verified files fetched before the bad one stay; the next download completes the set.
     let server = Server::start(shared_data("mnist"), vec![]);
-    let o = biofeedback(&[
-        "data",
-        "download",
-        "mnist",
-        "--mirror",
-        &server.url,
-        "--data-root",
-        root_arg,
-    ]);
+    let o = download_mnist(&server, root_arg);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(files_under(&root), MNIST_FILES);
     assert!(
@@ -1373,16 +1354,7 @@ fn an_interrupted_download_resumes_where_it_stopped() {
         shared_data("mnist"),
         vec![(file, Fault::CutOnce(3_000_000))],
     );
-    let args = [
-        "data",
-        "download",
-        "mnist",
-        "--mirror",
-        &server.url,
-        "--data-root",
-        root_arg,
-    ];
-    let e = one_error_line(&biofeedback(&args));
+    let e = one_error_line(&download_mnist(&server, root_arg));
     assert!(
         e.contains(file) && e.contains("run the same command again"),
         "{e}"
@@ -1391,7 +1363,7 @@ fn an_interrupted_download_resumes_where_it_stopped() {
     let have = std::fs::metadata(&part).expect("the part is kept").len();
     assert!(have > 0 && have <= 3_000_000, "{have}");
     assert!(!root.join("mnist").join(file).exists());
-    let o = biofeedback(&args);
+    let o = download_mnist(&server, root_arg);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let requests = server.requests();
     assert_eq!(
