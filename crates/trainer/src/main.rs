@@ -21,6 +21,23 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
+/// Writes to standard output; a pipe closed by the reader (`| head`) ends the command
+/// quietly (see `main`) instead of panicking as `print!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*).map_err(anyhow::Error::from)?
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(anyhow::Error::from)?
+    }};
+}
+
 /// Deep learning without weight transport: backprop, feedback alignment, sign symmetry,
 /// weight mirrors and Kolen-Pollack, with per-layer alignment metrics.
 #[derive(Debug, Parser)]
@@ -211,6 +228,13 @@ enum ConfigCommand {
 fn main() {
     let log = logging::init();
     if let Err(e) = run(Cli::parse(), &log) {
+        let closed_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if closed_pipe {
+            std::process::exit(0);
+        }
         let line = format!("error: {}", error_line(&e));
         log.line(&line);
         eprintln!("{line}");
@@ -277,19 +301,27 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
                 _ => PathBuf::from("plots"),
             });
             for file in plot::plot_runs(&records, &out)? {
-                println!("{}", file.display());
+                outln!("{}", file.display());
             }
             Ok(())
         }
         Command::Compare { runs } => {
-            print!("{}", compare::markdown(&load_runs(&runs)?));
+            out!("{}", compare::markdown(&load_runs(&runs)?));
             Ok(())
         }
         Command::Bench(args) => bench(args),
         Command::Config {
             command: ConfigCommand::Show { file, overrides },
         } => {
-            print!("{}", Config::load(&file, &overrides)?.to_toml());
+            let config = Config::load(&file, &overrides)?;
+            if let (None, Some(set)) = (&config.data.dir, Standard::of(config.data.dataset)) {
+                let root = DataRoot::resolve(data_root.as_deref())?;
+                outln!(
+                    "# data.dir is not set: a run reads {}; data root: {root}",
+                    root.folder(set.name).display()
+                );
+            }
+            out!("{}", config.to_toml());
             Ok(())
         }
     }
@@ -352,8 +384,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         )
     })?;
     match json {
-        true => println!("{}", serde_json::to_string_pretty(&report)?),
-        false => print!("{}", report.markdown()),
+        true => outln!("{}", serde_json::to_string_pretty(&report)?),
+        false => out!("{}", report.markdown()),
     }
     Ok(())
 }
@@ -439,10 +471,10 @@ fn data_command(command: DataCommand, root: Option<PathBuf>) -> Result<()> {
     let root = DataRoot::resolve(root.as_deref())?;
     match command {
         DataCommand::List => {
-            println!("data root: {root}");
+            outln!("data root: {root}");
             for set in catalog::ALL {
                 let folder = root.folder(set.name);
-                println!(
+                outln!(
                     "{:<14} {}\n{:<14} {}",
                     set.name,
                     folder.display(),
@@ -467,8 +499,8 @@ fn data_command(command: DataCommand, root: Option<PathBuf>) -> Result<()> {
             };
             let summary = download::download(&set, &folder, &download::Options { mirror })?;
             report_download(&set, &folder, &summary);
-            println!("{}: {}", set.name, catalog::summary(&set, &folder));
-            println!("{}", folder.display());
+            outln!("{}: {}", set.name, catalog::summary(&set, &folder));
+            outln!("{}", folder.display());
         }
     }
     Ok(())
@@ -683,7 +715,7 @@ fn eval(
     let mut trainer = Trainer::for_eval(config, choice.create()?)?;
     checkpoint.restore(&mut trainer)?;
     let (loss, top1, top5) = trainer.evaluate(&trainer.data.test)?;
-    println!(
+    outln!(
         "{} (epoch {}, rule {}): test_loss {loss:.4}  test_top1_error {top1:.2}%  \
          test_top5_error {top5:.2}%  on {} test examples",
         path.display(),
@@ -691,7 +723,7 @@ fn eval(
         trainer.config.algorithm.rule,
         trainer.data.test.len()
     );
-    println!(
+    outln!(
         "alignment on {} held-out examples drawn across classes:",
         trainer
             .config
@@ -699,9 +731,9 @@ fn eval(
             .eval_batch
             .min(trainer.data.test.len())
     );
-    println!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
+    outln!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
     for l in trainer.alignment() {
-        println!(
+        outln!(
             "{:<6} {:>16.2}  {:>22.2}  {:>21.2}  {:>10.4}",
             l.layer,
             l.weight_angle_deg,

@@ -1430,6 +1430,62 @@ fn without_the_data_a_run_and_a_download_say_what_to_do_in_one_line() {
 }
 
 #[test]
+fn config_show_says_where_a_standard_set_is_read_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/mnist-mlp-kp.toml"
+    );
+    let o = biofeedback(&[
+        "config",
+        "show",
+        config,
+        "--data-root",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    let folder = tmp.path().canonicalize().unwrap().join("mnist");
+    assert!(
+        shown.starts_with(&format!(
+            "# data.dir is not set: a run reads {}",
+            folder.display()
+        )) && shown.contains("(from --data-root)"),
+        "{shown}"
+    );
+    // The comment is TOML: the text loads as an experiment file.
+    let copy = tmp.path().join("shown.toml");
+    std::fs::write(&copy, shown.as_bytes()).unwrap();
+    let again = biofeedback(&["config", "show", copy.to_str().unwrap()]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    // `biofeedback config show ... | head -1`: the reader is gone before the first write.
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/mnist-mlp-kp.toml"
+    );
+    let mut child = command()
+        .args(["config", "show", config])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn eval_and_plot_work_from_any_working_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
