@@ -474,8 +474,9 @@ impl Config {
     /// Refuses a key of `written` (a file's table, named `source_name`) that this config does
     /// not read.
     fn check_applies(&self, written: &toml::Table, source_name: &str) -> Result<(), ConfigError> {
-        let mut keys = Vec::new();
-        flatten_keys("", written, &mut keys);
+        let mut values = BTreeMap::new();
+        flatten("", written, &mut values);
+        let keys: Vec<String> = values.into_keys().collect();
         self.check_keys_apply(&keys, source_name)
     }
 
@@ -547,26 +548,10 @@ impl Config {
     /// The keys (`section.key`) whose values differ between `self` and `other`, with both
     /// values, in key order.
     pub fn differences(&self, other: &Config) -> Vec<(String, String, String)> {
-        fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
-            match value {
-                toml::Value::Table(t) => {
-                    for (k, v) in t {
-                        let key = match prefix {
-                            "" => k.clone(),
-                            p => format!("{p}.{k}"),
-                        };
-                        flatten(&key, v, out);
-                    }
-                }
-                v => {
-                    out.insert(prefix.to_string(), v.to_string());
-                }
-            }
-        }
         let table = |c: &Config| {
             let mut out = BTreeMap::new();
-            let value = toml::Value::try_from(c).expect("every config value is representable");
-            flatten("", &value, &mut out);
+            let table = toml::Table::try_from(c).expect("every config value is representable");
+            flatten("", &table, &mut out);
             out
         };
         let (a, b) = (table(self), table(other));
@@ -927,16 +912,19 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// The `section.key` names of every value in `table` (nested tables joined by dots).
-fn flatten_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+/// Every value of `table` by its `section.key` name (nested tables joined by dots), as TOML
+/// text.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (k, v) in table {
         let key = match prefix {
             "" => k.clone(),
             p => format!("{p}.{k}"),
         };
         match v {
-            toml::Value::Table(t) => flatten_keys(&key, t, out),
-            _ => out.push(key),
+            toml::Value::Table(t) => flatten(&key, t, out),
+            v => {
+                out.insert(key, v.to_string());
+            }
         }
     }
 }

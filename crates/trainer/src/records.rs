@@ -189,6 +189,14 @@ pub enum RecordError {
     },
 }
 
+/// Wraps an I/O error on `path`.
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RecordError + '_ {
+    move |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// A row type of a CSV record file.
 pub trait Row: Serialize + DeserializeOwned {
     /// The header it is written with.
@@ -221,10 +229,7 @@ pub fn read_rows<T: Row>(path: &Path) -> Result<Vec<T>, RecordError> {
         path: path.to_path_buf(),
         what,
     };
-    let file = File::open(path).map_err(|source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(io_error(path))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -269,12 +274,7 @@ pub struct RowWriter<T: Row> {
 impl<T: Row> RowWriter<T> {
     /// Creates (or empties) `path` and writes `T`'s header.
     pub fn create(path: &Path) -> Result<Self, RecordError> {
-        write_atomically(path, format!("{}\n", T::HEADER).as_bytes()).map_err(|source| {
-            RecordError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        write_atomically(path, format!("{}\n", T::HEADER).as_bytes()).map_err(io_error(path))?;
         Self::append(path)
     }
 
@@ -283,10 +283,7 @@ impl<T: Row> RowWriter<T> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
-            .map_err(|source| RecordError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(io_error(path))?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: csv::WriterBuilder::new()
@@ -298,10 +295,7 @@ impl<T: Row> RowWriter<T> {
 
     /// Appends `rows` and flushes them to the file.
     pub fn write(&mut self, rows: &[T]) -> Result<(), RecordError> {
-        let io = |source: std::io::Error| RecordError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = io_error(&self.path);
         for row in rows {
             self.writer.serialize(row).map_err(|e| io(e.into()))?;
         }
@@ -320,21 +314,16 @@ pub fn cut_to_epoch<T: Row>(path: &Path, epochs: usize) -> Result<Vec<T>, Record
         .has_headers(false)
         .from_writer(Vec::new());
     for row in &rows {
-        writer.serialize(row).map_err(|e| RecordError::Io {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
+        writer
+            .serialize(row)
+            .map_err(|e| io_error(path)(e.into()))?;
     }
-    let body = writer.into_inner().map_err(|e| RecordError::Io {
-        path: path.to_path_buf(),
-        source: e.into_error(),
-    })?;
+    let body = writer
+        .into_inner()
+        .map_err(|e| io_error(path)(e.into_error()))?;
     let mut text = format!("{}\n", T::HEADER).into_bytes();
     text.extend_from_slice(&body);
-    write_atomically(path, &text).map_err(|source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    write_atomically(path, &text).map_err(io_error(path))?;
     Ok(rows)
 }
 

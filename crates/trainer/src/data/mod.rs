@@ -324,11 +324,7 @@ fn missing_dir_reason(dir: &Path) -> &'static str {
 /// none of its files is [`DataError::NotFetched`], with the command that fetches it.
 pub fn folder(section: &DataSection) -> Result<PathBuf, DataError> {
     let standard = catalog::Standard::of(section.dataset);
-    let dir = match (&section.dir, standard) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(set)) => root::DataRoot::resolve(None)?.folder(set.name),
-        (None, None) => return Err(DataError::NoDir),
-    };
+    let dir = chosen_dir(section, None)?;
     match standard {
         Some(set) if set.absent_from(&dir) => Err(DataError::NotFetched {
             name: set.name,
@@ -361,13 +357,22 @@ pub fn fetch_command(set: &catalog::Standard, dir: &Path) -> String {
 /// directory), an unset one of a standard set becomes its folder under `root`. The recorded
 /// config then names the folder the run read, whatever directory `eval` runs from.
 pub fn resolve_dir(section: &mut DataSection, root: &root::DataRoot) -> Result<(), DataError> {
-    let dir = match (&section.dir, catalog::Standard::of(section.dataset)) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(set)) => root.folder(set.name),
-        (None, None) => return Err(DataError::NoDir),
-    };
+    let dir = chosen_dir(section, Some(root))?;
     section.dir = Some(root::absolute(&dir)?);
     Ok(())
+}
+
+/// `data.dir`, else the standard set's folder under `root` (or, without one, under the data
+/// root of the environment); an image folder without `data.dir` is [`DataError::NoDir`].
+fn chosen_dir(section: &DataSection, root: Option<&root::DataRoot>) -> Result<PathBuf, DataError> {
+    match (&section.dir, catalog::Standard::of(section.dataset)) {
+        (Some(dir), _) => Ok(dir.clone()),
+        (None, Some(set)) => Ok(match root {
+            Some(root) => root.folder(set.name),
+            None => root::DataRoot::resolve(None)?.folder(set.name),
+        }),
+        (None, None) => Err(DataError::NoDir),
+    }
 }
 
 /// Reads a whole file, naming it on failure.
