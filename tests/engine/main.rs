@@ -5,6 +5,7 @@ mod autodiff;
 mod checkpoint;
 mod common;
 mod conv_rules;
+mod golden;
 mod image_folder;
 mod mnist;
 mod resnet;
