@@ -81,7 +81,7 @@ fn fa_with_b_set_to_w_transpose_equals_bp() {
         ) > 1e-2
     );
     for layer in &mut fa.layers {
-        layer.feedback = Some(layer.weight.clone());
+        *layer.feedback.stored_mut().unwrap() = layer.weight.clone();
     }
     let after = fa.backward(&cache, d, Path::Own, true);
     for k in 0..2 {

@@ -105,6 +105,41 @@ fn resuming_kolen_pollack_repeats_the_uninterrupted_run_bit_for_bit() {
     resume_is_exact("kp");
 }
 
+/// brsf's `|R|` is drawn anew after every step from the epoch's seed and the step, so a
+/// resumed run draws the same ones.
+#[test]
+fn resuming_batchwise_random_sign_feedback_repeats_the_uninterrupted_run_bit_for_bit() {
+    resume_is_exact("brsf");
+}
+
+/// The magnitudes a sign-concordant rule keeps: brsf's change at every step of a run (the
+/// trainer redraws them), frsf's never; both keep `W`'s signs.
+#[test]
+fn brsf_draws_new_magnitudes_during_a_run_and_frsf_keeps_its_own() {
+    let magnitudes = |t: &Trainer| match &t.net {
+        Network::Mlp { model, .. } => to_vec(model.layers[1].feedback.stored().unwrap().clone()),
+        Network::ResNet { .. } => unreachable!("an MLP config"),
+    };
+    for (rule, changes) in [("brsf", true), ("frsf", false)] {
+        let mut t = trainer(config(rule, 1), Device::flex());
+        let start = magnitudes(&t);
+        t.run(|_| Ok::<_, TrainError>(())).unwrap();
+        assert_eq!(magnitudes(&t) != start, changes, "{rule}");
+        let Network::Mlp { model, .. } = &t.net else {
+            unreachable!("an MLP config")
+        };
+        let layer = &model.layers[1];
+        let (w, b) = (
+            to_vec(layer.weight.clone()),
+            to_vec(layer.effective_feedback()),
+        );
+        assert!(
+            w.iter().zip(&b).all(|(w, b)| w.signum() == b.signum()),
+            "{rule}: B has W's signs"
+        );
+    }
+}
+
 #[test]
 fn an_interrupted_write_leaves_the_previous_checkpoint_loadable() {
     let dir = tempfile::tempdir().unwrap();

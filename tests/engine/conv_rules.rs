@@ -40,7 +40,7 @@ fn train(
 fn kp_aligns_conv_feedback_under_nesterov_momentum_and_decay() {
     let device = Device::flex();
     let mut layer = conv(Rule::Kp, 1, &device);
-    let b = |l: &FeedbackConv2d| l.feedback.clone().unwrap();
+    let b = |l: &FeedbackConv2d| l.feedback.stored().cloned().unwrap();
     let start = angle_degrees(b(&layer), layer.weight.clone());
     let d0 = norm(layer.weight.clone() - b(&layer));
     assert!(
@@ -73,14 +73,14 @@ fn kp_aligns_conv_feedback_under_nesterov_momentum_and_decay() {
 fn kp_without_decay_keeps_the_conv_difference() {
     let device = Device::flex();
     let mut layer = conv(Rule::Kp, 2, &device);
-    let d0 = to_vec(layer.weight.clone() - layer.feedback.clone().unwrap());
+    let d0 = to_vec(layer.weight.clone() - layer.feedback.stored().cloned().unwrap());
     let config = SgdConfig {
         momentum: 0.0,
         nesterov: false,
         weight_decay: 0.0,
     };
     train(&mut layer, config, 0.05, 20, |_| {});
-    let d = to_vec(layer.weight.clone() - layer.feedback.clone().unwrap());
+    let d = to_vec(layer.weight.clone() - layer.feedback.stored().cloned().unwrap());
     let moved = d0
         .iter()
         .zip(&d)
@@ -96,7 +96,10 @@ fn kp_without_decay_keeps_the_conv_difference() {
 fn wm_mirror_steps_alone_align_conv_feedback() {
     let device = Device::flex();
     let mut layer = conv(Rule::Wm, 3, &device);
-    let start = angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone());
+    let start = angle_degrees(
+        layer.feedback.stored().cloned().unwrap(),
+        layer.weight.clone(),
+    );
     let config = MirrorConfig {
         eta: 0.1,
         decay: 0.1,
@@ -109,7 +112,10 @@ fn wm_mirror_steps_alone_align_conv_feedback() {
     for _ in 0..100 {
         mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
     }
-    let end = angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone());
+    let end = angle_degrees(
+        layer.feedback.stored().cloned().unwrap(),
+        layer.weight.clone(),
+    );
     assert!(
         start > 80.0 && end < 15.0,
         "wm conv angle {start:.1} -> {end:.1}"
@@ -125,7 +131,7 @@ fn wm_mirror_steps_alone_align_conv_feedback() {
 fn fa_conv_feedback_never_changes_while_w_learns() {
     let device = Device::flex();
     let mut layer = conv(Rule::Fa, 4, &device);
-    let b0 = to_vec(layer.feedback.clone().unwrap());
+    let b0 = to_vec(layer.feedback.stored().cloned().unwrap());
     let w0 = to_vec(layer.weight.clone());
     let config = SgdConfig {
         momentum: 0.9,
@@ -133,7 +139,7 @@ fn fa_conv_feedback_never_changes_while_w_learns() {
         weight_decay: 1e-3,
     };
     train(&mut layer, config, 0.05, 20, |l| {
-        assert_eq!(to_vec(l.feedback.clone().unwrap()), b0);
+        assert_eq!(to_vec(l.feedback.stored().cloned().unwrap()), b0);
     });
     assert_ne!(to_vec(layer.weight.clone()), w0, "W learned");
 }
@@ -164,7 +170,10 @@ fn mirrored_angle(stride: usize, steps: usize) -> f64 {
     for _ in 0..steps {
         mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
     }
-    angle_degrees(layer.feedback.clone().unwrap(), layer.weight.clone())
+    angle_degrees(
+        layer.feedback.stored().cloned().unwrap(),
+        layer.weight.clone(),
+    )
 }
 
 #[test]
@@ -182,7 +191,7 @@ fn a_rescaled_conv_mirror_keeps_the_kernel_scale() {
     };
     for _ in 0..50 {
         mirror_step_conv(&mut layer, Activation::Relu, &config, 8, &mut rng);
-        let ratio = norm(layer.feedback.clone().unwrap()) / norm(layer.weight.clone());
+        let ratio = norm(layer.feedback.stored().cloned().unwrap()) / norm(layer.weight.clone());
         assert!((ratio - 1.0).abs() < 1e-4, "|B| / |W| = {ratio}");
     }
 }

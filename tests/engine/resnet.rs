@@ -43,7 +43,7 @@ fn check(config: ResNetConfig, side: usize) {
     let device = Device::flex();
     let ad = device.clone().autodiff();
     let mut rng = biofeedback::core::init::seeded_rng(5);
-    let mut net = config.init(&mut rng, &device);
+    let mut net = config.init(&mut rng, &device).unwrap();
     // Non-trivial BatchNorm parameters, so their gradients and the sigma scaling matter.
     for (i, unit) in net.units_mut().into_iter().enumerate() {
         let c = unit.bn.channels();
@@ -138,7 +138,9 @@ fn parameter_counts_match_the_built_networks_and_resnet20_has_the_papers_size() 
         (Depth::Cifar(3), 16),
     ] {
         let c = config(depth, Stem::Cifar, width, BnPosition::BeforeRelu);
-        let net = c.init(&mut biofeedback::core::init::seeded_rng(1), &device);
+        let net = c
+            .init(&mut biofeedback::core::init::seeded_rng(1), &device)
+            .unwrap();
         let mut built: u128 = net
             .units()
             .iter()
@@ -153,7 +155,9 @@ fn parameter_counts_match_the_built_networks_and_resnet20_has_the_papers_size() 
     c.classes = 10;
     let n = c.parameter_count();
     assert!((268_000..276_000).contains(&n), "{n}");
-    let net = c.init(&mut biofeedback::core::init::seeded_rng(1), &device);
+    let net = c
+        .init(&mut biofeedback::core::init::seeded_rng(1), &device)
+        .unwrap();
     assert_eq!(
         net.units().len(),
         1 + 18 + 2,
@@ -165,8 +169,9 @@ fn parameter_counts_match_the_built_networks_and_resnet20_has_the_papers_size() 
 fn training_ignores_the_running_statistics() {
     let device = Device::flex();
     let mut rng = biofeedback::core::init::seeded_rng(6);
-    let net =
-        config(Depth::ResNet18, Stem::Cifar, 4, BnPosition::BeforeRelu).init(&mut rng, &device);
+    let net = config(Depth::ResNet18, Stem::Cifar, 4, BnPosition::BeforeRelu)
+        .init(&mut rng, &device)
+        .unwrap();
     let mut garbage = net.clone();
     for unit in garbage.units_mut() {
         let c = unit.bn.channels();
@@ -190,8 +195,9 @@ fn training_ignores_the_running_statistics() {
 fn every_layer_has_its_torchvision_name() {
     let device = Device::flex();
     let mut rng = biofeedback::core::init::seeded_rng(7);
-    let net =
-        config(Depth::ResNet18, Stem::Cifar, 2, BnPosition::BeforeRelu).init(&mut rng, &device);
+    let net = config(Depth::ResNet18, Stem::Cifar, 2, BnPosition::BeforeRelu)
+        .init(&mut rng, &device)
+        .unwrap();
     let names: Vec<String> = net.units().iter().map(|u| u.name.clone()).collect();
     assert_eq!(
         names.len(),
@@ -211,7 +217,7 @@ fn bp_delta_angles(mode: BnFeedback) -> Vec<f64> {
     let mut c = config(Depth::ResNet18, Stem::Cifar, 4, BnPosition::BeforeRelu);
     c.bn_feedback = mode;
     let mut rng = biofeedback::core::init::seeded_rng(5);
-    let net = c.init(&mut rng, &device);
+    let net = c.init(&mut rng, &device).unwrap();
     let x = Tensor::<4>::random([8, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
     let t = one_hot(8, 5, &device);
     biofeedback::trainer::network::resnet_alignment(&net, Loss::CrossEntropy, x, t)

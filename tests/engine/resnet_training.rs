@@ -167,13 +167,16 @@ fn mirror_steps_alone_align_every_layer_of_a_resnet() {
             .units()
             .iter()
             .map(|u| {
-                let b = u.conv.feedback.clone().unwrap();
+                let b = u.conv.feedback.stored().cloned().unwrap();
                 (u.name.clone(), angle_degrees(b, u.conv.weight.clone()))
             })
             .collect();
         a.push((
             "fc".into(),
-            angle_degrees(model.fc.feedback.clone().unwrap(), model.fc.weight.clone()),
+            angle_degrees(
+                model.fc.feedback.stored().cloned().unwrap(),
+                model.fc.weight.clone(),
+            ),
         ));
         a
     };

@@ -324,8 +324,14 @@ fn delta_angles_equal_a_direct_computation() {
         + l2.bias.clone().unsqueeze::<2>();
     let (_, dlogits) = Loss::CrossEntropy.loss_and_grad(logits, t);
     let g = host(dlogits);
-    let (w1, b1) = (host(l1.weight.clone()), host(l1.feedback.clone().unwrap()));
-    let (w2, b2) = (host(l2.weight.clone()), host(l2.feedback.clone().unwrap()));
+    let (w1, b1) = (
+        host(l1.weight.clone()),
+        host(l1.feedback.stored().cloned().unwrap()),
+    );
+    let (w2, b2) = (
+        host(l2.weight.clone()),
+        host(l2.feedback.stored().cloned().unwrap()),
+    );
     let mask = |d: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
         d.iter()
             .zip(&h)
@@ -382,7 +388,7 @@ fn mirrored_linear(steps: usize, rescale: bool) -> (f64, f64) {
     for _ in 0..steps {
         mirror_step(&mut layer, Activation::Identity, &config, &mut r);
     }
-    let b = layer.feedback.clone().unwrap();
+    let b = layer.feedback.stored().cloned().unwrap();
     (
         angle_degrees(b.clone(), layer.weight.clone()),
         norm(b) / norm(layer.weight.clone()),
@@ -407,4 +413,56 @@ fn a_mirror_settles_at_eta_over_decay_times_w_transpose_whatever_the_bias() {
         (ratio - 1.0).abs() < 1e-4,
         "rescaled: |B| / |W| = {ratio:.6}"
     );
+}
+
+/// Direct feedback alignment: every layer receives the output error `e` through its own
+/// fixed `B_l` of shape `[width_l, classes]`, `delta_l = phi'(.) * (e · B_l^T)`, whatever the
+/// layers above it do; the `B_l` never change while `W` learns.
+#[test]
+fn dfa_sends_the_output_error_to_every_layer_through_its_own_fixed_b() {
+    let device = Device::flex();
+    let mut config = MlpConfig::new(20, vec![16, 12], 5);
+    config.rule = Rule::Dfa;
+    let mut net = config.init(&mut rng(7), &device);
+    let shapes: Vec<[usize; 2]> = net
+        .layers
+        .iter()
+        .map(|l| l.feedback.stored().unwrap().dims())
+        .collect();
+    assert_eq!(shapes, [[20, 5], [16, 5], [12, 5]]);
+    let before: Vec<Vec<f32>> = net
+        .layers
+        .iter()
+        .map(|l| to_vec(l.effective_feedback()))
+        .collect();
+    let w0 = to_vec(net.layers[1].weight.clone());
+    train(&mut net, &mut sgd(0.9, false, 1e-3), 10, |_| {});
+    assert_ne!(to_vec(net.layers[1].weight.clone()), w0, "W learns");
+    for (l, b) in net.layers.iter().zip(&before) {
+        assert_eq!(&to_vec(l.effective_feedback()), b, "B_l is fixed");
+    }
+
+    let mut r = rng(8);
+    let x = gaussian(4, 20, &mut r, &device);
+    let (logits, cache) = net.forward_train(x);
+    let (_, e) = Loss::CrossEntropy.loss_and_grad(logits, one_hot(4, 5, &device));
+    let own = net.backward(&cache, e.clone(), Path::Own, true);
+    let exact = net.backward(&cache, e.clone(), Path::Exact, true);
+    for (k, layer) in net.layers.iter().enumerate() {
+        let sent = e.clone().matmul(layer.effective_feedback().transpose());
+        let expected = match k {
+            0 => sent,
+            _ => Activation::Relu.backward(cache.inputs[k].clone(), sent),
+        };
+        let got = own.deltas[k].clone().unwrap();
+        assert!(
+            crate::common::rel_err(got.clone(), expected) < 1e-6,
+            "layer {k}: delta is phi' * (e B_l^T)"
+        );
+        let off = angle_degrees(got, exact.deltas[k].clone().unwrap());
+        assert!(
+            off > 1.0,
+            "layer {k}: not backprop's delta ({off:.2} degrees)"
+        );
+    }
 }

@@ -49,7 +49,7 @@ fn one_step(device: &Device) -> Vec<Tensor<2>> {
             [
                 l.weight.clone(),
                 l.bias.clone().unsqueeze::<2>(),
-                l.feedback.clone().unwrap(),
+                l.feedback.stored().cloned().unwrap(),
             ]
         })
         .map(|t| Tensor::from_data(t.into_data(), &cpu))

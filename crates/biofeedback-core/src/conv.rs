@@ -1,6 +1,7 @@
 //! The feedback convolution: a 2-D convolution whose backward pass sends the teaching signal
 //! through its own kernel-shaped `B`.
 
+use crate::feedback::Feedback;
 use crate::init::{Init, Rng};
 use crate::rule::Rule;
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
@@ -23,12 +24,8 @@ use burn::tensor::{Device, Tensor};
 pub struct FeedbackConv2d {
     /// Forward kernel, `[c_out, c_in, k, k]`.
     pub weight: Tensor<4>,
-    /// Stored feedback kernel `B`, `[c_out, c_in, k, k]`; present for `fa`, `wm` and `kp`.
-    pub feedback: Option<Tensor<4>>,
-    /// The learning rule of this layer.
-    pub rule: Rule,
-    /// Sign symmetry's fixed scale: the init std of the layer.
-    pub sign_scale: f32,
+    /// The feedback path: what the kernel `B` (`[c_out, c_in, k, k]`) is and how it learns.
+    pub feedback: Feedback<4>,
     /// Stride, both directions.
     pub stride: usize,
     /// Zero padding, every side.
@@ -45,9 +42,10 @@ pub struct ConvBackward {
 }
 
 impl FeedbackConv2d {
-    /// A `k x k` convolution from `c_in` to `c_out` channels with weight and (for `fa`, `wm`,
-    /// `kp`) feedback drawn independently from `init` with fan-in `c_in k k` and fan-out
-    /// `c_out k k`.
+    /// A `k x k` convolution from `c_in` to `c_out` channels with weight and (for the rules
+    /// that store one) feedback drawn independently from `init` with fan-in `c_in k k` and
+    /// fan-out `c_out k k`. A lone conv's output error is its own delta, so `dfa` is `fa`
+    /// here; networks of convs refuse `dfa` (see `biofeedback_models::ResNetConfig::init`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         c_in: usize,
@@ -63,17 +61,18 @@ impl FeedbackConv2d {
         let shape = [c_out, c_in, kernel, kernel];
         let (fan_in, fan_out) = (c_in * kernel * kernel, c_out * kernel * kernel);
         let weight = init.tensor(shape, fan_in, fan_out, rng, device);
-        let feedback = rule
-            .stores_feedback()
-            .then(|| init.tensor(shape, fan_in, fan_out, rng, device));
+        let feedback = Feedback::new(rule, shape, fan_in, fan_out, init, rng, device);
         Self {
             weight,
             feedback,
-            rule,
-            sign_scale: init.std(fan_in, fan_out) as f32,
             stride: stride.max(1),
             padding,
         }
+    }
+
+    /// The learning rule of this layer.
+    pub fn rule(&self) -> Rule {
+        self.feedback.rule()
     }
 
     /// Input channels.
@@ -103,15 +102,9 @@ impl FeedbackConv2d {
         conv2d(x, self.weight.clone(), None, self.options())
     }
 
-    /// The feedback kernel this rule uses now, `[c_out, c_in, k, k]`: `weight` for `bp`,
-    /// `sign(weight) * s` for `ss`, the stored `B` otherwise.
+    /// The feedback kernel this rule uses now ([`Feedback::matrix`]), `[c_out, c_in, k, k]`.
     pub fn effective_feedback(&self) -> Tensor<4> {
-        match (self.rule, &self.feedback) {
-            (Rule::Bp, _) => self.weight.clone(),
-            (Rule::Ss, _) => self.weight.clone().sign().mul_scalar(self.sign_scale),
-            (_, Some(b)) => b.clone(),
-            (rule, None) => unreachable!("rule {rule} always stores a feedback tensor"),
-        }
+        self.feedback.matrix(&self.weight)
     }
 
     /// The backward pass through this rule's own feedback kernel; `delta_in` only when
@@ -226,7 +219,7 @@ mod tests {
         let g = Tensor::<4>::random([2, 5, 6, 6], Distribution::Normal(0.0, 1.0), &device);
         let own = conv.backward(x.clone(), g.clone(), true).delta_in.unwrap();
         let through_b = conv
-            .backward_through(x.clone(), g.clone(), conv.feedback.clone())
+            .backward_through(x.clone(), g.clone(), conv.feedback.stored().cloned())
             .delta_in
             .unwrap();
         let exact = conv

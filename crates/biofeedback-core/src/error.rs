@@ -25,6 +25,16 @@ pub enum Error {
         /// The names accepted.
         expected: &'static str,
     },
+    /// A rule that a kind of network cannot be trained with.
+    #[error("rule `{rule}` does not apply to {network}: {why}")]
+    RuleNotSupported {
+        /// The rule's config name.
+        rule: &'static str,
+        /// The network, e.g. "a ResNet".
+        network: &'static str,
+        /// Why, and what to use instead.
+        why: &'static str,
+    },
     /// Reading a tensor back from the device failed.
     #[error("reading a tensor from the device failed: {0}")]
     Read(String),

@@ -17,8 +17,9 @@
 //! teaching signal goes down by the transposed convolution with `B`); [`BatchNorm2d`] (with
 //! its exact or `sigma`-only feedback), ReLU and [`pool`] pass it by their exact local rules.
 //!
-//! The [`Rule`] decides what `B` is: backprop, feedback alignment, sign symmetry, weight mirror
-//! or Kolen-Pollack. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds
+//! The [`Rule`] names what `B` is: backprop, feedback alignment, sign symmetry, weight mirror,
+//! Kolen-Pollack, and beyond the paper the sign-concordant family (`usf`, `frsf`, `brsf`) and
+//! direct feedback alignment; each layer's [`Feedback`] holds it and alone knows how it learns. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds
 //! the weight-mirror step and [`alignment`] the angles that measure how far `B` is from `W^T`.
 //!
 //! Quick start:
@@ -42,6 +43,7 @@ pub mod alignment;
 pub mod batchnorm;
 pub mod conv;
 pub mod error;
+pub mod feedback;
 pub mod init;
 pub mod linear;
 pub mod mirror;
@@ -54,6 +56,7 @@ pub use activation::Activation;
 pub use batchnorm::{BatchNorm2d, BnBackward, BnCache, BnFeedback};
 pub use conv::{ConvBackward, FeedbackConv2d};
 pub use error::{Error, Result};
+pub use feedback::Feedback;
 pub use init::Init;
 pub use linear::{FeedbackLinear, LinearBackward, LinearGrads};
 pub use mirror::MirrorConfig;

@@ -1,5 +1,6 @@
 //! The feedback linear layer: a dense layer whose backward pass uses its own `B`.
 
+use crate::feedback::Feedback;
 use crate::init::{Init, Rng};
 use crate::rule::Rule;
 use burn::tensor::{Device, Tensor};
@@ -23,13 +24,9 @@ pub struct FeedbackLinear {
     pub weight: Tensor<2>,
     /// Bias, shape `[d_out]`.
     pub bias: Tensor<1>,
-    /// Stored feedback tensor `B`, shape `[d_in, d_out]`; present for `fa`, `wm` and `kp`
-    /// (for `bp` and `ss` `B` is derived from `weight` at every step).
-    pub feedback: Option<Tensor<2>>,
-    /// The learning rule of this layer.
-    pub rule: Rule,
-    /// Sign symmetry's fixed scale: the init std of the layer.
-    pub sign_scale: f32,
+    /// The feedback path: what `B` is (`[d_in, d_out]`, or `[d_in, classes]` for `dfa`)
+    /// and how it learns.
+    pub feedback: Feedback<2>,
 }
 
 /// Parameter gradients of one [`FeedbackLinear`] step.
@@ -52,8 +49,10 @@ pub struct LinearBackward {
 }
 
 impl FeedbackLinear {
-    /// A layer with weight and (for `fa`, `wm`, `kp`) feedback drawn independently from
-    /// `init`, and a zero bias.
+    /// A layer with weight and (for the rules that store one) feedback drawn independently
+    /// from `init`, and a zero bias. With `dfa` its `B` is `[d_in, d_out]`, right for the
+    /// output layer, whose delta is the output error; a hidden layer of a `dfa` network is
+    /// built by [`FeedbackLinear::direct`].
     ///
     /// # Shapes
     /// `weight` and `feedback`: `[d_in, d_out]`; `bias`: `[d_out]`.
@@ -66,16 +65,37 @@ impl FeedbackLinear {
         device: &Device,
     ) -> Self {
         let weight = init.tensor([d_in, d_out], d_in, d_out, rng, device);
-        let feedback = rule
-            .stores_feedback()
-            .then(|| init.tensor([d_in, d_out], d_in, d_out, rng, device));
+        let feedback = Feedback::new(rule, [d_in, d_out], d_in, d_out, init, rng, device);
         Self {
             weight,
             bias: Tensor::zeros([d_out], device),
             feedback,
-            rule,
-            sign_scale: init.std(d_in, d_out) as f32,
         }
+    }
+
+    /// A hidden layer of a direct-feedback-alignment network with `classes` outputs: its
+    /// fixed random `B`, `[d_in, classes]`, is drawn from the weight's distribution and maps
+    /// the output error to this layer's input.
+    pub fn direct(
+        d_in: usize,
+        d_out: usize,
+        classes: usize,
+        init: Init,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let weight = init.tensor([d_in, d_out], d_in, d_out, rng, device);
+        let feedback = Feedback::new(Rule::Dfa, [d_in, classes], d_in, d_out, init, rng, device);
+        Self {
+            weight,
+            bias: Tensor::zeros([d_out], device),
+            feedback,
+        }
+    }
+
+    /// The learning rule of this layer.
+    pub fn rule(&self) -> Rule {
+        self.feedback.rule()
     }
 
     /// Input width `d_in`.
@@ -96,15 +116,10 @@ impl FeedbackLinear {
         x.matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>()
     }
 
-    /// The feedback tensor this rule uses now, shape `[d_in, d_out]` (the shape of `W^T`):
-    /// `weight` for `bp`, `sign(weight) * s` for `ss`, the stored `B` otherwise.
+    /// The feedback tensor this rule uses now ([`Feedback::matrix`]), shape `[d_in, d_out]`
+    /// (the shape of `W^T`; `[d_in, classes]` for a hidden `dfa` layer).
     pub fn effective_feedback(&self) -> Tensor<2> {
-        match (self.rule, &self.feedback) {
-            (Rule::Bp, _) => self.weight.clone(),
-            (Rule::Ss, _) => self.weight.clone().sign().mul_scalar(self.sign_scale),
-            (_, Some(b)) => b.clone(),
-            (rule, None) => unreachable!("rule {rule} always stores a feedback tensor"),
-        }
+        self.feedback.matrix(&self.weight)
     }
 
     /// The backward pass through this rule's own feedback path.
@@ -176,7 +191,7 @@ mod tests {
         let device = device();
         let mut rng = seeded_rng(5);
         let mut fa = FeedbackLinear::new(3, 2, Rule::Fa, Init::Uniform, &mut rng, &device);
-        fa.feedback = Some(Tensor::from_floats(
+        fa.feedback = Feedback::Fa(Tensor::from_floats(
             [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
             &device,
         ));

@@ -15,6 +15,7 @@
 
 use crate::activation::Activation;
 use crate::conv::FeedbackConv2d;
+use crate::feedback::Feedback;
 use crate::init::{Rng, gaussian};
 use crate::linear::FeedbackLinear;
 use burn::tensor::module::conv2d_weight_backward;
@@ -42,6 +43,24 @@ pub struct MirrorConfig {
 }
 
 /// `b` scaled to the Frobenius norm of `w` when `rescale`, else `b`.
+/// `B <- rescaled((1 - lambda_WM) B + hebbian)` for a mirrored `B` (any rank).
+fn learn<const D: usize>(
+    feedback: &mut Feedback<D>,
+    weight: &Tensor<D>,
+    hebbian: Tensor<D>,
+    config: &MirrorConfig,
+) {
+    if let Some(b) = feedback.mirror_mut() {
+        b.inplace(|b| {
+            rescaled(
+                b.mul_scalar(1.0 - config.decay) + hebbian,
+                weight,
+                config.rescale,
+            )
+        });
+    }
+}
+
 fn rescaled<const D: usize>(b: Tensor<D>, w: &Tensor<D>, rescale: bool) -> Tensor<D> {
     if !rescale {
         return b;
@@ -54,7 +73,8 @@ fn rescaled<const D: usize>(b: Tensor<D>, w: &Tensor<D>, rescale: bool) -> Tenso
 
 /// One mirror step for `layer`, whose output goes through `activation`, with noise drawn
 /// from `rng`; returns nothing and
-/// updates `layer.feedback` in place. Layers without a stored `B` are left alone.
+/// updates `layer.feedback` in place. Layers whose feedback is not a weight mirror are left
+/// alone.
 ///
 /// # Shapes
 /// noise `x`: `[batch, d_in]`, `y`: `[batch, d_out]`, `B`: `[d_in, d_out]`.
@@ -64,9 +84,9 @@ pub fn mirror_step(
     config: &MirrorConfig,
     rng: &mut Rng,
 ) {
-    let Some(b) = layer.feedback.take() else {
+    if layer.feedback.mirror_mut().is_none() {
         return;
-    };
+    }
     let device = layer.weight.device();
     let x = gaussian(
         [config.batch_size, layer.d_in()],
@@ -79,8 +99,7 @@ pub fn mirror_step(
     // eta_B * mean_batch(x y^T): the scale goes on the small noise matrix, not on B's shape.
     let scaled = x.mul_scalar(config.eta / config.batch_size as f64);
     let hebbian = scaled.transpose().matmul(y);
-    let b = b.mul_scalar(1.0 - config.decay) + hebbian;
-    layer.feedback = Some(rescaled(b, &layer.weight, config.rescale));
+    learn(&mut layer.feedback, &layer.weight, hebbian, config);
 }
 
 /// One mirror step for the conv layer `layer`, whose output goes through `activation`:
@@ -111,9 +130,9 @@ pub fn mirror_step_conv(
     side: usize,
     rng: &mut Rng,
 ) {
-    let Some(b) = layer.feedback.take() else {
+    if layer.feedback.mirror_mut().is_none() {
         return;
-    };
+    }
     let device = layer.weight.device();
     let x = gaussian(
         [config.batch_size, layer.c_in(), side, side],
@@ -143,6 +162,5 @@ pub fn mirror_step_conv(
         .collect();
     let scale = Tensor::<4>::from_data(TensorData::new(scale, [1, 1, k, k]), &device);
     let hebbian = covariance * scale;
-    let b = b.mul_scalar(1.0 - config.decay) + hebbian;
-    layer.feedback = Some(rescaled(b, &layer.weight, config.rescale));
+    learn(&mut layer.feedback, &layer.weight, hebbian, config);
 }

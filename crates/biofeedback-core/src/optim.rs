@@ -3,8 +3,8 @@
 
 use crate::batchnorm::{BatchNorm2d, BnBackward};
 use crate::conv::FeedbackConv2d;
+use crate::feedback::Feedback;
 use crate::linear::{FeedbackLinear, LinearGrads};
-use crate::rule::Rule;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +67,6 @@ impl Sgd {
         let config = self.config;
         let state = &mut self.state[index];
         step_weight_and_feedback(
-            layer.rule,
             (&mut layer.weight, &mut layer.feedback),
             grads.weight,
             (&mut state.weight, &mut state.feedback),
@@ -83,16 +82,14 @@ impl Sgd {
 /// One update of a weight with gradient `grad` and, for Kolen-Pollack, of its `B` with the
 /// same gradient and decay and its own velocity (any rank; see [`Sgd`]).
 fn step_weight_and_feedback<const D: usize>(
-    rule: Rule,
-    (weight, feedback): (&mut Tensor<D>, &mut Option<Tensor<D>>),
+    (weight, feedback): (&mut Tensor<D>, &mut Feedback<D>),
     grad: Tensor<D>,
     (v_weight, v_feedback): (&mut Option<Tensor<D>>, &mut Option<Tensor<D>>),
     config: SgdConfig,
     lr: f64,
 ) {
-    if rule == Rule::Kp {
-        let b = feedback.take().expect("kp layers store B");
-        *feedback = Some(update(b, grad.clone(), v_feedback, config, lr, true));
+    if let Some(b) = feedback.sgd_mut() {
+        b.inplace(|b| update(b, grad.clone(), v_feedback, config, lr, true));
     }
     // `inplace` moves the weight out (a zero-element placeholder stays behind), so the update
     // holds its only handle and the backend may write the result into its buffer; a clone
@@ -159,7 +156,6 @@ pub fn step_conv(
     lr: f64,
 ) {
     step_weight_and_feedback(
-        layer.rule,
         (&mut layer.weight, &mut layer.feedback),
         grad,
         (&mut state.weight, &mut state.feedback),

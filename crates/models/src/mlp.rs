@@ -43,12 +43,20 @@ impl MlpConfig {
         w
     }
 
-    /// Builds the network, drawing every tensor from `rng`.
+    /// Builds the network, drawing every tensor from `rng`. With `dfa` every hidden layer's
+    /// `B` is `[d_in, classes]` ([`FeedbackLinear::direct`]).
     pub fn init(&self, rng: &mut Rng, device: &Device) -> Mlp {
         let widths = self.widths();
+        let last = widths.len() - 2;
         let layers = widths
             .windows(2)
-            .map(|w| FeedbackLinear::new(w[0], w[1], self.rule, self.init, rng, device))
+            .enumerate()
+            .map(|(k, w)| match self.rule {
+                Rule::Dfa if k < last => {
+                    FeedbackLinear::direct(w[0], w[1], self.classes, self.init, rng, device)
+                }
+                rule => FeedbackLinear::new(w[0], w[1], rule, self.init, rng, device),
+            })
             .collect();
         Mlp {
             layers,
@@ -120,7 +128,9 @@ impl Mlp {
     /// The explicit backward pass from `dL/dz` of the output layer.
     ///
     /// With [`Path::Own`] the teaching signal crosses every layer through that layer's `B`
-    /// (`delta_{l} = phi'(.) * (delta_{l+1} · B^T)`); with [`Path::Exact`] through `W^T`.
+    /// (`delta_{l} = phi'(.) * (delta_{l+1} · B^T)`; for `dfa` the output error `e` goes to
+    /// every layer directly, `delta_{l} = phi'(.) * (e · B_l^T)`); with [`Path::Exact`]
+    /// through `W^T`.
     /// `input_delta` asks for `dL/dx` at the first layer too (training does not need it).
     ///
     /// # Shapes
@@ -135,6 +145,7 @@ impl Mlp {
         let n = self.layers.len();
         let mut grads = Vec::with_capacity(n);
         let mut deltas = vec![None; n];
+        let error = dlogits.clone();
         let mut delta = Some(dlogits);
         for k in (0..n).rev() {
             let layer = &self.layers[k];
@@ -147,7 +158,13 @@ impl Mlp {
                 Path::Own => layer.effective_feedback(),
                 Path::Exact => layer.weight.clone(),
             });
-            let back = FeedbackLinear::backward_through(x.clone(), upstream, feedback);
+            let back = if path == Path::Own && layer.feedback.is_direct() {
+                let mut back = FeedbackLinear::backward_through(x.clone(), upstream, None);
+                back.delta_in = feedback.map(|b| error.clone().matmul(b.transpose()));
+                back
+            } else {
+                FeedbackLinear::backward_through(x.clone(), upstream, feedback)
+            };
             grads.push(back.grads);
             delta = back.delta_in.map(|d| {
                 if k > 0 {

@@ -26,8 +26,8 @@ use crate::mlp::Path;
 use biofeedback_core::init::Rng;
 use biofeedback_core::pool::{MaxPoolCache, global_avg_pool, global_avg_pool_backward};
 use biofeedback_core::{
-    Activation, BatchNorm2d, BnBackward, BnCache, BnFeedback, FeedbackConv2d, FeedbackLinear, Init,
-    LinearGrads, MaxPool2d, Rule,
+    Activation, BatchNorm2d, BnBackward, BnCache, BnFeedback, Error, FeedbackConv2d,
+    FeedbackLinear, Init, LinearGrads, MaxPool2d, Rule,
 };
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -264,7 +264,18 @@ impl ResNetConfig {
     }
 
     /// Builds the network, drawing every tensor from `rng`.
-    pub fn init(&self, rng: &mut Rng, device: &Device) -> ResNet {
+    ///
+    /// # Errors
+    /// [`Error::RuleNotSupported`] for `dfa`: its output error has no path through BatchNorm
+    /// and the residual sums defined here.
+    pub fn init(&self, rng: &mut Rng, device: &Device) -> Result<ResNet, Error> {
+        if self.rule == Rule::Dfa {
+            return Err(Error::RuleNotSupported {
+                rule: self.rule.name(),
+                network: "a ResNet",
+                why: "direct feedback alignment is defined here for MLPs (model.kind = \"mlp\")",
+            });
+        }
         let unit = |(name, c_in, c_out, k, s, relu): UnitSpec, rng: &mut Rng| Unit {
             name,
             conv: FeedbackConv2d::new(c_in, c_out, k, s, k / 2, self.rule, self.init, rng, device),
@@ -287,14 +298,14 @@ impl ResNetConfig {
             rng,
             device,
         );
-        ResNet {
+        Ok(ResNet {
             stem,
             stem_pool: self.stem == Stem::Imagenet,
             blocks,
             fc,
             bn_feedback: self.bn_feedback,
             bn_position: self.bn_position,
-        }
+        })
     }
 }
 

@@ -62,7 +62,7 @@ fn mirror_step_784x500(bencher: divan::Bencher) {
         // Wait for the result so lazy backends are timed too.
         layer
             .feedback
-            .as_ref()
+            .stored()
             .map(|b| b.clone().slice([0..1, 0..1]).into_data())
     });
 }

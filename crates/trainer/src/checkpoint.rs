@@ -5,7 +5,9 @@
 //! tensors (f32, little-endian, row-major)
 //!   model.<k>.weight     [d_in, d_out]   W^T of layer k (input layer is 0)
 //!   model.<k>.bias       [d_out]
-//!   model.<k>.feedback   [d_in, d_out]   B, for fa / wm / kp (bp and ss derive it from W)
+//!   model.<k>.feedback   [d_in, d_out]   what the feedback keeps: B for fa / wm / kp,
+//!                                        [d_in, classes] for a hidden dfa layer, |R| for
+//!                                        frsf / brsf; none for bp / ss / usf (B from W)
 //!   optim.<k>.weight     velocities of SGD with momentum, where they exist
 //!   optim.<k>.bias
 //!   optim.<k>.feedback   Kolen-Pollack's B
@@ -202,7 +204,7 @@ impl Checkpoint {
         let mut put_linear = |key: &str, layer: &FeedbackLinear, v: &LinearMomentum| {
             put(format!("model.{key}.weight"), host(&layer.weight));
             put(format!("model.{key}.bias"), host(&layer.bias));
-            if let Some(b) = &layer.feedback {
+            if let Some(b) = layer.feedback.stored() {
                 put(format!("model.{key}.feedback"), host(b));
             }
             for (part, t) in [("weight", &v.weight), ("feedback", &v.feedback)] {
@@ -225,7 +227,7 @@ impl Checkpoint {
                 for (unit, (conv_v, bn_v)) in model.units().into_iter().zip(&state.units) {
                     let key = &unit.name;
                     put(format!("model.{key}.weight"), host(&unit.conv.weight));
-                    if let Some(b) = &unit.conv.feedback {
+                    if let Some(b) = unit.conv.feedback.stored() {
                         put(format!("model.{key}.feedback"), host(b));
                     }
                     let bn = &unit.bn;
@@ -532,9 +534,10 @@ impl Checkpoint {
             layer.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
             layer.bias = tensor(required(format!("model.{key}.bias"), &[shape[1]])?, &device);
             let name = format!("model.{key}.feedback");
-            match layer.feedback.is_some() {
-                true => layer.feedback = Some(tensor(required(name, &shape)?, &device)),
-                false => self.absent(&name, layer.rule.name())?,
+            let rule = layer.rule().name();
+            match layer.feedback.stored_mut() {
+                Some(b) => *b = tensor(required(name, &b.dims())?, &device),
+                None => self.absent(&name, rule)?,
             }
             let opt = |part: &str, shape: &[usize]| optional(format!("optim.{key}.{part}"), shape);
             v.weight = opt("weight", &shape)?.map(|t| tensor(t, &device));
@@ -556,9 +559,10 @@ impl Checkpoint {
                     let conv = &mut unit.conv;
                     conv.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
                     let name = format!("model.{key}.feedback");
-                    match conv.feedback.is_some() {
-                        true => conv.feedback = Some(tensor(required(name, &shape)?, &device)),
-                        false => self.absent(&name, conv.rule.name())?,
+                    let rule = conv.rule().name();
+                    match conv.feedback.stored_mut() {
+                        Some(b) => *b = tensor(required(name, &b.dims())?, &device),
+                        None => self.absent(&name, rule)?,
                     }
                     let c = [unit.bn.channels()];
                     let bn = &mut unit.bn;

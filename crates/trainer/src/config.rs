@@ -668,6 +668,13 @@ impl Config {
         )?;
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
         check(
+            self.algorithm.rule != Rule::Dfa || self.model.kind == ModelKind::Mlp,
+            "algorithm.rule",
+            "dfa",
+            "a rule other than `dfa` for a ResNet (direct feedback alignment is defined for \
+             model.kind = \"mlp\")",
+        )?;
+        check(
             self.data.dataset != DatasetKind::ImageFolder || self.data.normalize == Normalize::Unit,
             "data.normalize",
             "standardize",
@@ -1107,6 +1114,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("image_folder"), "{e}");
+        // Direct feedback alignment is defined for MLPs; with a ResNet it is refused by key.
+        parse("", &["algorithm.rule=dfa"]).unwrap();
+        let e = parse("", &["algorithm.rule=dfa", "model.kind=resnet20"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("algorithm.rule") && e.contains("dfa") && e.contains("model.kind"),
+            "{e}"
+        );
         // A key that becomes applicable by another override in the same command is fine.
         parse("", &["algorithm.rule=wm", "mirror.eta=0.1"]).unwrap();
         // The resolved text leaves such keys out and loads as an experiment file.
@@ -1163,7 +1179,11 @@ mod tests {
         }
         assert_eq!(paper, 5, "one paper config per rule");
         // One CIFAR ResNet-20 recipe: the configs differ only in the rule (and wm's mirror).
-        assert_eq!(resnet20.len(), 5, "one ResNet-20 config per rule");
+        assert_eq!(
+            resnet20.len(),
+            8,
+            "one ResNet-20 config per rule (all but dfa)"
+        );
         for c in &resnet20 {
             let d: Vec<String> = resnet20[0]
                 .differences(c)

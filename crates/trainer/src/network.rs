@@ -83,7 +83,9 @@ impl Network {
             _ => {
                 let resnet = config.resnet(shape[0], classes);
                 check_input_size(&resnet, shape)?;
-                let model = resnet.init(rng, device);
+                let model = resnet
+                    .init(rng, device)
+                    .map_err(|e| ShapeError(format!("{e} (algorithm.rule)")))?;
                 let units = vec![Default::default(); model.units().len()];
                 let state = ResNetState {
                     config: sgd,
@@ -172,6 +174,32 @@ impl Network {
                 state.fc.step(0, &mut model.fc, back.fc, lr);
             }
             _ => unreachable!("a cache always comes from the same network"),
+        }
+    }
+
+    /// Whether the feedback changes after every step by a draw ([`Network::redraw`]).
+    pub fn redraws(&self) -> bool {
+        match self {
+            Self::Mlp { model, .. } => model.layers[0].feedback.redraws(),
+            Self::ResNet { model, .. } => model.fc.feedback.redraws(),
+        }
+    }
+
+    /// What every layer's feedback does after a training step besides SGD
+    /// ([`biofeedback_core::Feedback::redraw`]: brsf draws a new `|R|` from `rng`).
+    pub fn redraw(&mut self, rng: &mut Rng) {
+        match self {
+            Self::Mlp { model, .. } => {
+                for layer in &mut model.layers {
+                    layer.feedback.redraw(rng);
+                }
+            }
+            Self::ResNet { model, .. } => {
+                for unit in model.units_mut() {
+                    unit.conv.feedback.redraw(rng);
+                }
+                model.fc.feedback.redraw(rng);
+            }
         }
     }
 
@@ -282,7 +310,8 @@ fn check_input_size(config: &ResNetConfig, [c, h, w]: ImageShape) -> Result<(), 
     Ok(())
 }
 
-/// One layer's figures from its tensors and deltas.
+/// One layer's figures from its tensors and deltas; the weight angle and norm ratio are NaN
+/// (undefined) where `B` does not have `W^T`'s shape (`dfa`'s hidden layers).
 fn figures<const D: usize, const E: usize>(
     layer: String,
     feedback: Tensor<D>,
@@ -291,12 +320,19 @@ fn figures<const D: usize, const E: usize>(
     exact: Tensor<E>,
     local: (Tensor<E>, Tensor<E>),
 ) -> LayerAlignment {
+    let comparable = feedback.dims() == weight.dims();
     LayerAlignment {
         layer,
-        weight_angle_deg: alignment::angle_degrees(feedback.clone(), weight.clone()),
+        weight_angle_deg: match comparable {
+            true => alignment::angle_degrees(feedback.clone(), weight.clone()),
+            false => f64::NAN,
+        },
         delta_angle_global_deg: alignment::angle_degrees(own, exact),
         delta_angle_local_deg: alignment::angle_degrees(local.0, local.1),
-        norm_ratio: alignment::norm_ratio(feedback, weight),
+        norm_ratio: match comparable {
+            true => alignment::norm_ratio(feedback, weight),
+            false => f64::NAN,
+        },
     }
 }
 
@@ -311,7 +347,8 @@ pub fn mlp_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec
         .map(|k| {
             let layer = &model.layers[k];
             let feedback = layer.effective_feedback();
-            // The rule's own teaching signal at this layer's output.
+            // The rule's own teaching signal at this layer's output, and what the layer sends
+            // down through `B`: that signal, or for `dfa` the output error.
             let upstream = if k + 1 == n {
                 dlogits.clone()
             } else {
@@ -319,14 +356,12 @@ pub fn mlp_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec
                     .clone()
                     .expect("hidden layers pass deltas down")
             };
-            let local = |b: Tensor<2>| {
-                let d = FeedbackLinear::backward_through(
-                    cache.inputs[k].clone(),
-                    upstream.clone(),
-                    Some(b),
-                )
-                .delta_in
-                .expect("a feedback tensor was given");
+            let sent = match layer.feedback.is_direct() {
+                true => &dlogits,
+                false => &upstream,
+            };
+            let local = |b: Tensor<2>, signal: &Tensor<2>| {
+                let d = signal.clone().matmul(b.transpose());
                 if k > 0 {
                     model.activation.backward(cache.inputs[k].clone(), d)
                 } else {
@@ -341,7 +376,10 @@ pub fn mlp_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec
                 exact.deltas[k]
                     .clone()
                     .expect("input deltas were asked for"),
-                (local(feedback), local(layer.weight.clone())),
+                (
+                    local(feedback, sent),
+                    local(layer.weight.clone(), &upstream),
+                ),
             )
         })
         .collect()

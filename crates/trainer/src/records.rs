@@ -37,6 +37,21 @@ fn rounded<const D: i32, S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64((x * scale).round() / scale)
 }
 
+/// An alignment figure rounded to `D` decimals; NaN (undefined, such as `dfa`'s weight angle
+/// or the angle of a zero delta) as an empty field.
+fn figure<const D: i32, S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    match x.is_nan() {
+        true => s.serialize_none(),
+        false => rounded::<D, S>(x, s),
+    }
+}
+
+/// An alignment figure that may be an empty field (read as NaN, see [`figure`]; a `NaN`
+/// written by earlier versions reads too).
+fn or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Figures of one epoch (errors in percent): a row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -95,14 +110,14 @@ pub struct BestEpoch {
 pub struct LayerAlignment {
     /// Layer name (`fc1`, `fc2`, ...).
     pub layer: String,
-    /// Angle between `vec(B)` and `vec(W^T)`.
+    /// Angle between `vec(B)` and `vec(W^T)`; NaN where `B` is not of `W^T`'s shape (`dfa`).
     pub weight_angle_deg: f64,
     /// Angle between the rule's `delta` at this layer's input and exact backprop's, on the
     /// fixed evaluation batch (whole batch as one vector).
     pub delta_angle_global_deg: f64,
     /// Angle between the same upstream `delta` sent through `B` and through `W^T`.
     pub delta_angle_local_deg: f64,
-    /// `|B| / |W|`.
+    /// `|B| / |W|`; NaN for `dfa`.
     pub norm_ratio: f64,
 }
 
@@ -113,17 +128,17 @@ pub struct AlignmentRow {
     pub epoch: usize,
     /// Layer name.
     pub layer: String,
-    /// Angle between `B` and `W^T`, degrees.
-    #[serde(serialize_with = "rounded::<4, _>")]
+    /// Angle between `B` and `W^T`, degrees (empty where undefined: `dfa`).
+    #[serde(serialize_with = "figure::<4, _>", deserialize_with = "or_nan")]
     pub weight_angle_deg: f64,
     /// Angle between the rule's delta and backprop's (whole network), degrees.
-    #[serde(serialize_with = "rounded::<4, _>")]
+    #[serde(serialize_with = "figure::<4, _>", deserialize_with = "or_nan")]
     pub delta_angle_global_deg: f64,
     /// Angle between one layer's delta through `B` and through `W^T`, degrees.
-    #[serde(serialize_with = "rounded::<4, _>")]
+    #[serde(serialize_with = "figure::<4, _>", deserialize_with = "or_nan")]
     pub delta_angle_local_deg: f64,
-    /// `|B| / |W|`.
-    #[serde(serialize_with = "rounded::<6, _>")]
+    /// `|B| / |W|` (empty where undefined: `dfa`).
+    #[serde(serialize_with = "figure::<6, _>", deserialize_with = "or_nan")]
     pub norm_ratio: f64,
 }
 
@@ -382,6 +397,12 @@ mod tests {
             .unwrap()
             .write(std::slice::from_ref(&row))
             .unwrap();
+        let text = std::fs::read_to_string(&apath).unwrap();
+        // An undefined figure is an empty field.
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "1,layer1.0.conv1,12.3457,90.0,,1.0"
+        );
         let a = read_rows::<AlignmentRow>(&apath).unwrap();
         assert_eq!(a[0].weight_angle_deg, 12.3457);
         assert!(a[0].delta_angle_local_deg.is_nan());

@@ -359,6 +359,8 @@ impl Trainer {
             _ => 0,
         };
         let mirror_seed = seed ^ 0x6D69_7272_6F72_0000;
+        // brsf's |R| after step `s` comes from `(seed, s)`, so a resumed epoch repeats it.
+        let redraw_seed = seed ^ 0x7265_6472_6177_0000;
         let bar = progress(steps as u64, &format!("epoch {epoch}"));
         bar.set_position(first as u64);
         let mut loss_sum = Tensor::<1>::from_data(
@@ -395,6 +397,10 @@ impl Trainer {
                 seen += n as u64;
                 self.net
                     .step(cache, dlogits, schedule.lr(epoch, step, steps));
+                if self.net.redraws() {
+                    self.net
+                        .redraw(&mut seeded_rng(item_seed(redraw_seed, step, 0)));
+                }
             }
             if step == first && !FIRST_STEP_LOGGED.swap(true, Ordering::Relaxed) {
                 info!(
