@@ -3,7 +3,7 @@
 //! Deep learning *without weight transport*, on Burn. This facade re-exports the workspace's
 //! crates and holds the workspace-level integration tests (`tests/`):
 //!
-//! - [`core`]: feedback layers, the five learning rules, mirror mode, alignment metrics;
+//! - [`core`]: feedback layers, the learning rules, mirror mode, alignment metrics;
 //! - [`models`]: networks built from them;
 //! - [`trainer`]: configs, data, the training loop behind the `biofeedback` command.
 

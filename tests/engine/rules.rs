@@ -436,7 +436,9 @@ fn dfa_sends_the_output_error_to_every_layer_through_its_own_fixed_b() {
         .map(|l| to_vec(l.effective_feedback()))
         .collect();
     let w0 = to_vec(net.layers[1].weight.clone());
-    train(&mut net, &mut sgd(0.9, false, 1e-3), 10, |_| {});
+    let mut three = sgd(0.9, false, 1e-3);
+    three.state.push(Default::default());
+    train(&mut net, &mut three, 10, |_| {});
     assert_ne!(to_vec(net.layers[1].weight.clone()), w0, "W learns");
     for (l, b) in net.layers.iter().zip(&before) {
         assert_eq!(&to_vec(l.effective_feedback()), b, "B_l is fixed");

@@ -19,21 +19,13 @@
 //!
 //! The [`Rule`] names what `B` is: backprop, feedback alignment, sign symmetry, weight mirror,
 //! Kolen-Pollack, and beyond the paper the sign-concordant family (`usf`, `frsf`, `brsf`) and
-//! direct feedback alignment; each layer's [`Feedback`] holds it and alone knows how it learns. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds
-//! the weight-mirror step and [`alignment`] the angles that measure how far `B` is from `W^T`.
+//! direct feedback alignment; each layer's [`Feedback`] holds it and alone knows how it
+//! learns. [`optim::Sgd`] applies the updates (KP's `B` included), [`mirror`] holds the
+//! weight-mirror step and [`alignment`] the angles that measure how far `B` is from `W^T`.
 //!
-//! Quick start:
-//!
-//! ```ignore
-//! use biofeedback_core::{FeedbackLinear, Init, Rule};
-//! use burn::tensor::{Device, Tensor};
-//! let device = Device::flex();
-//! let mut rng = biofeedback_core::init::seeded_rng(1);
-//! let layer = FeedbackLinear::new(784, 500, Rule::Kp, Init::HeUniform, &mut rng, &device);
-//! let x = Tensor::<2>::zeros([128, 784], &device);
-//! let y = layer.forward(x.clone());                 // [128, 500]
-//! let back = layer.backward(x, y.ones_like(), true); // grads + delta at the input, through B
-//! ```
+//! Examples, compiled by `cargo test`: `examples/01_feedback_layer.rs` (one layer under every
+//! rule: forward, backward through `B`, the delta against backprop's) and
+//! `examples/02_kolen_pollack.rs` (`B` learning `W^T` with SGD).
 //!
 //! Everything is generic over Burn's run-time [`burn::tensor::Device`]: the same code runs on
 //! the `flex` CPU backend and on `wgpu`.

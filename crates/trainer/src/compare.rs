@@ -65,10 +65,15 @@ pub fn markdown(runs: &[RunRecord]) -> String {
         for layer in &layers {
             match run.last_alignment(layer) {
                 Some(a) => {
+                    let cell = |x: f64| match x.is_nan() {
+                        true => "-".to_string(),
+                        false => format!("{x:.1}"),
+                    };
                     let _ = write!(
                         out,
-                        " {:.1} | {:.1} |",
-                        a.weight_angle_deg, a.delta_angle_global_deg
+                        " {} | {} |",
+                        cell(a.weight_angle_deg),
+                        cell(a.delta_angle_global_deg)
                     );
                 }
                 None => out.push_str(" - | - |"),

@@ -6,14 +6,9 @@
 //! ([`schedule`]), device selection ([`device`]), and reading runs back ([`run_record`]) to
 //! plot them ([`plot`]) or compare them ([`compare`]).
 //!
-//! Quick start (what `biofeedback train --config configs/mnist-mlp-kp.toml` does):
-//!
-//! ```ignore
-//! use biofeedback_trainer::{config::Config, device::DeviceChoice, train::Trainer};
-//! let config = Config::load("configs/mnist-mlp-kp.toml".as_ref(), &[])?;
-//! let mut trainer = Trainer::new(config, DeviceChoice::Cpu.create()?)?;
-//! let reports = trainer.run(|r| { println!("{:?}", r.metrics); Ok::<_, TrainError>(()) })?;
-//! ```
+//! The trainer used as a library (what `biofeedback train --config configs/mnist-mlp-kp.toml`
+//! does: load and override a config, resolve the data folder, train, see each epoch's
+//! report) is `examples/04_trainer_as_library.rs`, compiled by `cargo test`.
 
 pub mod atomic;
 pub mod bench;

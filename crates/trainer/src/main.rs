@@ -733,13 +733,18 @@ fn eval(
     );
     outln!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
     for l in trainer.alignment() {
+        // NaN (undefined: dfa's weight angle and norm ratio) prints as `-`.
+        let cell = |x: f64, decimals: usize| match x.is_nan() {
+            true => "-".to_string(),
+            false => format!("{x:.decimals$}"),
+        };
         outln!(
-            "{:<6} {:>16.2}  {:>22.2}  {:>21.2}  {:>10.4}",
+            "{:<6} {:>16}  {:>22}  {:>21}  {:>10}",
             l.layer,
-            l.weight_angle_deg,
-            l.delta_angle_global_deg,
-            l.delta_angle_local_deg,
-            l.norm_ratio
+            cell(l.weight_angle_deg, 2),
+            cell(l.delta_angle_global_deg, 2),
+            cell(l.delta_angle_local_deg, 2),
+            cell(l.norm_ratio, 4)
         );
     }
     Ok(())

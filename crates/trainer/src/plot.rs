@@ -248,8 +248,10 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
     let layers = run_record::layers(runs);
     for (name, what, angle) in angles {
         let line = |run: &RunRecord, layer: &str| -> Vec<(f64, f64)> {
+            // An undefined angle (NaN: dfa's weight angle) is no point.
             run.layer_rows(layer)
                 .map(|a| (a.epoch as f64, angle(a)))
+                .filter(|p| p.1.is_finite())
                 .collect()
         };
         let panels = match runs {

@@ -291,11 +291,22 @@ pub fn summary_line(report: &EpochReport, epochs: usize) -> String {
     );
     for l in &report.layers {
         line.push_str(&format!(
-            "  | {} W {:.1}° d {:.1}°/{:.1}°",
-            l.layer, l.weight_angle_deg, l.delta_angle_global_deg, l.delta_angle_local_deg
+            "  | {} W {} d {}/{}",
+            l.layer,
+            degrees(l.weight_angle_deg),
+            degrees(l.delta_angle_global_deg),
+            degrees(l.delta_angle_local_deg)
         ));
     }
     line
+}
+
+/// An angle for the log, `12.3°`, or `-` where it is undefined (NaN: `dfa`'s weight angle).
+pub fn degrees(angle: f64) -> String {
+    match angle.is_nan() {
+        true => "-".to_string(),
+        false => format!("{angle:.1}°"),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and `B` take the same transposed update plus decay, and the angle between `B` and `W^T`
 //! falls to zero.
 //!
-//! `cargo run --release --example kolen_pollack`
+//! `cargo run --release --example 02_kolen_pollack`
 
 use biofeedback::core::alignment::angle_degrees;
 use biofeedback::core::init::seeded_rng;
