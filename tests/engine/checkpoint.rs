@@ -194,7 +194,7 @@ fn a_checkpoint_of_another_network_is_refused_by_name() {
     );
     let e = checkpoint.restore(&mut wider).unwrap_err().to_string();
     assert!(
-        e.contains("model.0.weight") && e.contains("[784, 64]"),
+        e.contains("model.fc1.weight") && e.contains("[784, 64]"),
         "{e}"
     );
     let mut bp = trainer(
@@ -204,7 +204,45 @@ fn a_checkpoint_of_another_network_is_refused_by_name() {
         Device::flex(),
     );
     let e = checkpoint.restore(&mut bp).unwrap_err().to_string();
-    assert!(e.contains("model.0.feedback"), "{e}");
+    assert!(
+        e.contains("model.fc1.feedback") && e.contains("rule `bp` keeps none"),
+        "{e}"
+    );
+}
+
+/// A checkpoint written before the redesign of issue 12 (format 1, MLP layers named `0`,
+/// `1`; made by that version's `biofeedback train --config configs/mnist-mlp-kp.toml --set
+/// model.hidden=[8] --set run.epochs=1`) loads under today's names and restores every
+/// tensor into today's network.
+#[test]
+fn a_checkpoint_of_format_1_loads_under_todays_names() {
+    let path = std::path::Path::new("tests/engine/fixtures/mnist-kp-784-8-10-format1.safetensors");
+    let checkpoint = Checkpoint::load(path).unwrap();
+    assert_eq!(checkpoint.epoch, 1);
+    let names: Vec<&str> = checkpoint.tensors.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "model.fc1.bias",
+            "model.fc1.feedback",
+            "model.fc1.weight",
+            "model.fc2.bias",
+            "model.fc2.feedback",
+            "model.fc2.weight",
+            "optim.fc1.bias",
+            "optim.fc1.feedback",
+            "optim.fc1.weight",
+            "optim.fc2.bias",
+            "optim.fc2.feedback",
+            "optim.fc2.weight",
+        ]
+    );
+    let mut t = trainer(checkpoint.config(&[]).unwrap(), Device::flex());
+    checkpoint.restore(&mut t).unwrap();
+    for (name, data) in state(&t) {
+        assert!(checkpoint.tensors[&name].data == data, "{name} restored");
+    }
+    assert_eq!(t.epochs_done, 1);
 }
 
 #[test]
@@ -261,9 +299,9 @@ fn identical_states_give_identical_files_and_a_diverged_network_is_not_saved() {
     Checkpoint::capture(&t, &b).save().unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let mut bad = Checkpoint::capture(&t, &b);
-    bad.tensors.get_mut("model.0.weight").unwrap().data[3] = f32::NAN;
+    bad.tensors.get_mut("model.fc1.weight").unwrap().data[3] = f32::NAN;
     let e = bad.save().unwrap_err().to_string();
-    assert!(e.contains("model.0.weight") && e.contains("NaN"), "{e}");
+    assert!(e.contains("model.fc1.weight") && e.contains("NaN"), "{e}");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn run(case: &str) -> Figures {
     }
     let mut abs_sum = 0.0;
     for (name, values) in state(&trainer) {
-        hash.bytes(name.as_bytes());
+        hash.bytes(recorded_name(&name).as_bytes());
         for v in values {
             hash.bytes(&v.to_bits().to_le_bytes());
             abs_sum += v.abs() as f64;
@@ -117,6 +117,23 @@ fn run(case: &str) -> Figures {
         train_loss: last.train_loss,
         test_loss: last.test_loss,
         abs_sum,
+    }
+}
+
+/// A checkpoint tensor's name as the recording named it. The one intended change since: MLP
+/// layers are `fc1`, `fc2`, ... in checkpoints as in `alignment.csv` (checkpoint format 2),
+/// where the recording (format 1) had `0`, `1`, ...; values and order are unchanged.
+fn recorded_name(name: &str) -> String {
+    let mut parts = name.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(head), Some(layer), Some(rest)) => match layer
+            .strip_prefix("fc")
+            .and_then(|k| k.parse::<usize>().ok())
+        {
+            Some(k) => format!("{head}.{}.{rest}", k - 1),
+            None => name.to_string(),
+        },
+        _ => name.to_string(),
     }
 }
 

@@ -220,7 +220,7 @@ fn bp_delta_angles(mode: BnFeedback) -> Vec<f64> {
     let net = c.init(&mut rng, &device).unwrap();
     let x = Tensor::<4>::random([8, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
     let t = one_hot(8, 5, &device);
-    biofeedback::trainer::network::resnet_alignment(&net, Loss::CrossEntropy, x, t)
+    biofeedback::models::FeedbackNetwork::alignment(&net, Loss::CrossEntropy, x, t)
         .into_iter()
         .map(|l| l.delta_angle_global_deg)
         .collect()

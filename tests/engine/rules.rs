@@ -279,7 +279,7 @@ fn delta_angles_equal_a_direct_computation() {
     let mlp = config.init(&mut r, &device);
     let x = gaussian(4, 6, &mut r, &device);
     let t = one_hot(4, 3, &device);
-    let rows = biofeedback::trainer::network::mlp_alignment(
+    let rows = biofeedback::models::FeedbackNetwork::alignment(
         &mlp,
         Loss::CrossEntropy,
         x.clone(),

@@ -43,6 +43,7 @@ pub mod optim;
 pub mod pool;
 pub mod rule;
 pub mod tensor_io;
+pub mod visit;
 
 pub use activation::Activation;
 pub use batchnorm::{BatchNorm2d, BnBackward, BnCache, BnFeedback};
@@ -55,3 +56,4 @@ pub use mirror::MirrorConfig;
 pub use optim::{BnMomentum, ConvMomentum, Sgd, SgdConfig};
 pub use pool::MaxPool2d;
 pub use rule::Rule;
+pub use visit::{Slot, Visitor};

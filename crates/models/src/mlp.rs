@@ -1,5 +1,6 @@
 //! Multi-layer perceptron of feedback linear layers.
 
+use crate::network::{FeedbackNetwork, LayerAlignment};
 use biofeedback_core::init::Rng;
 use biofeedback_core::{Activation, FeedbackLinear, Init, LinearGrads, Rule};
 use burn::tensor::{Device, Tensor};
@@ -103,6 +104,12 @@ pub struct MlpBackward {
 }
 
 impl Mlp {
+    /// The name of layer `k` (input first) in alignment records and checkpoints: `fc1`,
+    /// `fc2`, ...
+    pub fn layer_name(k: usize) -> String {
+        format!("fc{}", k + 1)
+    }
+
     /// Logits, `[batch, input]` → `[batch, classes]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.forward_train(x).0
@@ -177,5 +184,78 @@ impl Mlp {
         }
         grads.reverse();
         MlpBackward { grads, deltas }
+    }
+}
+
+impl FeedbackNetwork for Mlp {
+    type Input = Tensor<2>;
+    type Cache = MlpCache;
+    type Backward = MlpBackward;
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        Mlp::forward(self, x)
+    }
+
+    fn forward_train(&self, x: Tensor<2>) -> (Tensor<2>, MlpCache) {
+        Mlp::forward_train(self, x)
+    }
+
+    fn backward(
+        &self,
+        cache: &MlpCache,
+        dlogits: Tensor<2>,
+        path: Path,
+        input_delta: bool,
+    ) -> MlpBackward {
+        Mlp::backward(self, cache, dlogits, path, input_delta)
+    }
+
+    /// `fc1`, `fc2`, ...: each layer's deltas at its input; for `dfa` the layer sends the
+    /// output error through `B` (its local pair: that against the upstream delta through
+    /// `W^T`).
+    fn layer_alignment(&self, cache: &MlpCache, dlogits: Tensor<2>) -> Vec<LayerAlignment> {
+        let own = self.backward(cache, dlogits.clone(), Path::Own, true);
+        let exact = self.backward(cache, dlogits.clone(), Path::Exact, true);
+        let n = self.layers.len();
+        (0..n)
+            .map(|k| {
+                let layer = &self.layers[k];
+                let feedback = layer.effective_feedback();
+                // The rule's own teaching signal at this layer's output, and what the layer sends
+                // down through `B`: that signal, or for `dfa` the output error.
+                let upstream = if k + 1 == n {
+                    dlogits.clone()
+                } else {
+                    own.deltas[k + 1]
+                        .clone()
+                        .expect("hidden layers pass deltas down")
+                };
+                let sent = match layer.feedback.is_direct() {
+                    true => &dlogits,
+                    false => &upstream,
+                };
+                let local = |b: Tensor<2>, signal: &Tensor<2>| {
+                    let d = signal.clone().matmul(b.transpose());
+                    if k > 0 {
+                        self.activation.backward(cache.inputs[k].clone(), d)
+                    } else {
+                        d
+                    }
+                };
+                LayerAlignment::measure(
+                    Mlp::layer_name(k),
+                    feedback.clone(),
+                    layer.weight.clone(),
+                    own.deltas[k].clone().expect("input deltas were asked for"),
+                    exact.deltas[k]
+                        .clone()
+                        .expect("input deltas were asked for"),
+                    (
+                        local(feedback, sent),
+                        local(layer.weight.clone(), &upstream),
+                    ),
+                )
+            })
+            .collect()
     }
 }

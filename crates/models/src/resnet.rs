@@ -23,6 +23,7 @@
 //! torchvision: `conv1`, `layer3.1.conv2`, `layer2.0.downsample`, `fc`.
 
 use crate::mlp::Path;
+use crate::network::{FeedbackNetwork, LayerAlignment};
 use biofeedback_core::init::Rng;
 use biofeedback_core::pool::{MaxPoolCache, global_avg_pool, global_avg_pool_backward};
 use biofeedback_core::{
@@ -561,5 +562,70 @@ impl ResNet {
             fc_delta,
             conv_out_deltas: out_deltas,
         }
+    }
+}
+
+impl FeedbackNetwork for ResNet {
+    type Input = Tensor<4>;
+    type Cache = ResNetCache;
+    type Backward = ResNetBackward;
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        ResNet::forward(self, x)
+    }
+
+    fn forward_train(&self, x: Tensor<4>) -> (Tensor<2>, ResNetCache) {
+        ResNet::forward_train(self, x)
+    }
+
+    fn backward(
+        &self,
+        cache: &ResNetCache,
+        dlogits: Tensor<2>,
+        path: Path,
+        input_delta: bool,
+    ) -> ResNetBackward {
+        ResNet::backward(self, cache, dlogits, path, input_delta)
+    }
+
+    /// Every conv under its own name, then `fc`; the deltas are those at each layer's input
+    /// (`conv_transpose(delta, B)`).
+    fn layer_alignment(&self, cache: &ResNetCache, dlogits: Tensor<2>) -> Vec<LayerAlignment> {
+        let own = self.backward(cache, dlogits.clone(), Path::Own, true);
+        let exact = self.backward(cache, dlogits.clone(), Path::Exact, true);
+        let inputs = cache.unit_inputs();
+        let mut rows: Vec<LayerAlignment> = self
+            .units()
+            .into_iter()
+            .enumerate()
+            .map(|(k, unit)| {
+                let [_, _, h, w] = inputs[k].dims();
+                let upstream = own.conv_out_deltas[k].clone();
+                let feedback = unit.conv.effective_feedback();
+                let through =
+                    |kernel: Tensor<4>| unit.conv.delta_through(upstream.clone(), kernel, [h, w]);
+                LayerAlignment::measure(
+                    unit.name.clone(),
+                    feedback.clone(),
+                    unit.conv.weight.clone(),
+                    own.deltas[k].clone().expect("input deltas were asked for"),
+                    exact.deltas[k]
+                        .clone()
+                        .expect("input deltas were asked for"),
+                    (through(feedback), through(unit.conv.weight.clone())),
+                )
+            })
+            .collect();
+        let feedback = self.fc.effective_feedback();
+        let through = |b: Tensor<2>| dlogits.clone().matmul(b.transpose());
+        rows.push(LayerAlignment::measure(
+            "fc".into(),
+            feedback.clone(),
+            self.fc.weight.clone(),
+            own.fc_delta,
+            exact.fc_delta,
+            (through(feedback), through(self.fc.weight.clone())),
+        ));
+        rows
     }
 }

@@ -2,22 +2,24 @@
 //! [safetensors](https://huggingface.co/docs/safetensors) file written atomically.
 //!
 //! ```text
-//! tensors (f32, little-endian, row-major)
-//!   model.<k>.weight     [d_in, d_out]   W^T of layer k (input layer is 0)
-//!   model.<k>.bias       [d_out]
-//!   model.<k>.feedback   [d_in, d_out]   what the feedback keeps: B for fa / wm / kp,
-//!                                        [d_in, classes] for a hidden dfa layer, |R| for
-//!                                        frsf / brsf; none for bp / ss / usf (B from W)
-//!   optim.<k>.weight     velocities of SGD with momentum, where they exist
-//!   optim.<k>.bias
-//!   optim.<k>.feedback   Kolen-Pollack's B
+//! tensors (f32, little-endian, row-major), named once by `Network::visit` and the layers'
+//! own visits (`biofeedback_core::visit`); MLP layers are `fc1`, `fc2`, ... as in
+//! alignment.csv (format 1 called them `0`, `1`, ...: read and renamed)
+//!   model.fc<k>.weight     [d_in, d_out]   W^T of layer k (the input layer is fc1)
+//!   model.fc<k>.bias       [d_out]
+//!   model.fc<k>.feedback   [d_in, d_out]   what the feedback keeps: B for fa / wm / kp,
+//!                                          [d_in, classes] for a hidden dfa layer, |R| for
+//!                                          frsf / brsf; none for bp / ss / usf (B from W)
+//!   optim.fc<k>.weight     velocities of SGD with momentum, where they exist
+//!   optim.fc<k>.bias
+//!   optim.fc<k>.feedback   Kolen-Pollack's B
 //! ResNets: per conv, under its name (`conv1`, `layer3.1.conv2`, `layer2.0.downsample`):
 //!   model.<name>.weight, model.<name>.feedback      [c_out, c_in, k, k]
 //!   model.<name>.bn.{gamma,beta,running_mean,running_var}   [c_out]
 //!   optim.<name>.{weight,feedback,bn.gamma,bn.beta}   velocities
 //!   and the classifier as model.fc.* / optim.fc.*, as for an MLP layer
 //! metadata (strings)
-//!   format = "biofeedback-checkpoint-1", version, epoch (completed), config (resolved TOML),
+//!   format = "biofeedback-checkpoint-2", version, epoch (completed), config (resolved TOML),
 //!   best_epoch, best_value (by checkpoint.metric)
 //!   inside an epoch (checkpoint.every_steps / every_minutes), the progress into epoch+1:
 //!   step (steps done), loss_sum, correct, seen, seconds, data_wait
@@ -36,15 +38,12 @@
 
 use crate::atomic::write_atomically;
 use crate::config::{Config, ConfigError};
-use crate::network::Network;
 use crate::train::{BestEpoch, EpochProgress, Trainer};
-use biofeedback_core::FeedbackLinear;
-use biofeedback_core::optim::LinearMomentum;
+use biofeedback_core::Slot;
 use biofeedback_core::tensor_io::to_vec;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -52,7 +51,24 @@ use thiserror::Error;
 use tracing::warn;
 
 /// The value of the `format` metadata key.
-pub const FORMAT: &str = "biofeedback-checkpoint-1";
+pub const FORMAT: &str = "biofeedback-checkpoint-2";
+
+/// The format before MLP layers were named as in `alignment.csv` (`model.0.*` for today's
+/// `model.fc1.*`): read, its names translated after the checksum is verified.
+pub const FORMAT_1: &str = "biofeedback-checkpoint-1";
+
+/// `name` of a format-1 checkpoint in today's naming: `model.<k>.x` → `model.fc<k+1>.x` (the
+/// same for `optim.`); ResNet names are unchanged.
+fn format_1_name(name: &str) -> String {
+    let mut parts = name.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(head @ ("model" | "optim")), Some(k), Some(rest)) => match k.parse::<usize>() {
+            Ok(k) => format!("{head}.fc{}.{rest}", k + 1),
+            Err(_) => name.to_string(),
+        },
+        _ => name.to_string(),
+    }
+}
 
 /// A checkpoint that could not be written, read or applied.
 #[derive(Debug, Error)]
@@ -195,63 +211,24 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Captures the state of `trainer` (to be written to `path`).
+    /// Captures the state of `trainer` (to be written to `path`): every tensor that
+    /// [`crate::network::Network::visit`] names, velocities where they exist.
     pub fn capture(trainer: &Trainer, path: &Path) -> Self {
         let mut tensors = BTreeMap::new();
-        let mut put = |name: String, t: HostTensor| {
-            tensors.insert(name, t);
-        };
-        let mut put_linear = |key: &str, layer: &FeedbackLinear, v: &LinearMomentum| {
-            put(format!("model.{key}.weight"), host(&layer.weight));
-            put(format!("model.{key}.bias"), host(&layer.bias));
-            if let Some(b) = layer.feedback.stored() {
-                put(format!("model.{key}.feedback"), host(b));
+        // Tensors are handles: the clone shares their buffers.
+        trainer.net.clone().visit(&mut |name, slot| {
+            let t = match slot {
+                Slot::R1(t) => Some(host(t)),
+                Slot::R2(t) => Some(host(t)),
+                Slot::R4(t) => Some(host(t)),
+                Slot::State1(v, _) => v.as_ref().map(host),
+                Slot::State2(v, _) => v.as_ref().map(host),
+                Slot::State4(v, _) => v.as_ref().map(host),
+            };
+            if let Some(t) = t {
+                tensors.insert(name.to_string(), t);
             }
-            for (part, t) in [("weight", &v.weight), ("feedback", &v.feedback)] {
-                if let Some(t) = t {
-                    put(format!("optim.{key}.{part}"), host(t));
-                }
-            }
-            if let Some(t) = &v.bias {
-                put(format!("optim.{key}.bias"), host(t));
-            }
-        };
-        match &trainer.net {
-            Network::Mlp { model, sgd } => {
-                for (k, (layer, v)) in model.layers.iter().zip(&sgd.state).enumerate() {
-                    put_linear(&k.to_string(), layer, v);
-                }
-            }
-            Network::ResNet { model, state, .. } => {
-                put_linear("fc", &model.fc, &state.fc.state[0]);
-                for (unit, (conv_v, bn_v)) in model.units().into_iter().zip(&state.units) {
-                    let key = &unit.name;
-                    put(format!("model.{key}.weight"), host(&unit.conv.weight));
-                    if let Some(b) = unit.conv.feedback.stored() {
-                        put(format!("model.{key}.feedback"), host(b));
-                    }
-                    let bn = &unit.bn;
-                    for (part, t) in [
-                        ("gamma", &bn.gamma),
-                        ("beta", &bn.beta),
-                        ("running_mean", &bn.running_mean),
-                        ("running_var", &bn.running_var),
-                    ] {
-                        put(format!("model.{key}.bn.{part}"), host(t));
-                    }
-                    for (part, t) in [("weight", &conv_v.weight), ("feedback", &conv_v.feedback)] {
-                        if let Some(t) = t {
-                            put(format!("optim.{key}.{part}"), host(t));
-                        }
-                    }
-                    for (part, t) in [("gamma", &bn_v.gamma), ("beta", &bn_v.beta)] {
-                        if let Some(t) = t {
-                            put(format!("optim.{key}.bn.{part}"), host(t));
-                        }
-                    }
-                }
-            }
-        }
+        });
         Self {
             path: path.to_path_buf(),
             epoch: trainer.epochs_done,
@@ -358,8 +335,13 @@ impl Checkpoint {
                 .ok_or_else(|| format(format!("metadata key `{key}` is missing")))
         };
         let found = get("format")?;
-        if found != FORMAT {
-            return Err(format(format!("format is `{found}`, expected `{FORMAT}`")));
+        if found != FORMAT && found != FORMAT_1 {
+            return Err(format(format!(
+                "format is `{found}`, expected `{FORMAT}` (or `{FORMAT_1}`, which this version \
+                 reads); it was written by biofeedback {}",
+                meta.get("version")
+                    .map_or("of unknown version", |v| v.as_str())
+            )));
         }
         let number = |key: &str| -> Result<f64, CheckpointError> {
             let text = get(key)?;
@@ -430,6 +412,12 @@ impl Checkpoint {
             if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
                 return Err(format(format!("tensor {name} holds {v}")));
             }
+        }
+        if found == FORMAT_1 {
+            tensors = tensors
+                .into_iter()
+                .map(|(name, t)| (format_1_name(&name), t))
+                .collect();
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -514,78 +502,29 @@ impl Checkpoint {
     /// epoch into `trainer`, whose network must have the same shapes (on any device).
     pub fn restore(&self, trainer: &mut Trainer) -> Result<(), CheckpointError> {
         let device = trainer.device.clone();
-        let used = RefCell::new(BTreeSet::new());
-        let required = |name: String, shape: &[usize]| -> Result<HostTensor, CheckpointError> {
-            used.borrow_mut().insert(name.clone());
-            self.required(&name, shape)
-        };
-        let optional = |name: String, shape: &[usize]| {
-            used.borrow_mut().insert(name.clone());
-            match self.tensors.contains_key(&name) {
-                true => self.required(&name, shape).map(Some),
-                false => Ok(None),
+        let mut used = BTreeSet::new();
+        let mut failed = None;
+        trainer.net.visit(&mut |name, slot| {
+            used.insert(name.to_string());
+            if failed.is_none() {
+                failed = self.fill(name, slot, &device).err();
             }
-        };
-        let linear = |key: &str,
-                      layer: &mut FeedbackLinear,
-                      v: &mut LinearMomentum|
-         -> Result<(), CheckpointError> {
-            let shape = layer.weight.dims();
-            layer.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
-            layer.bias = tensor(required(format!("model.{key}.bias"), &[shape[1]])?, &device);
-            let name = format!("model.{key}.feedback");
-            let rule = layer.rule().name();
-            match layer.feedback.stored_mut() {
-                Some(b) => *b = tensor(required(name, &b.dims())?, &device),
-                None => self.absent(&name, rule)?,
-            }
-            let opt = |part: &str, shape: &[usize]| optional(format!("optim.{key}.{part}"), shape);
-            v.weight = opt("weight", &shape)?.map(|t| tensor(t, &device));
-            v.bias = opt("bias", &[shape[1]])?.map(|t| tensor(t, &device));
-            v.feedback = opt("feedback", &shape)?.map(|t| tensor(t, &device));
-            Ok(())
-        };
-        match &mut trainer.net {
-            Network::Mlp { model, sgd } => {
-                for (k, (layer, v)) in model.layers.iter_mut().zip(&mut sgd.state).enumerate() {
-                    linear(&k.to_string(), layer, v)?;
-                }
-            }
-            Network::ResNet { model, state, .. } => {
-                linear("fc", &mut model.fc, &mut state.fc.state[0])?;
-                for (unit, (conv_v, bn_v)) in model.units_mut().into_iter().zip(&mut state.units) {
-                    let key = unit.name.clone();
-                    let shape = unit.conv.weight.dims();
-                    let conv = &mut unit.conv;
-                    conv.weight = tensor(required(format!("model.{key}.weight"), &shape)?, &device);
-                    let name = format!("model.{key}.feedback");
-                    let rule = conv.rule().name();
-                    match conv.feedback.stored_mut() {
-                        Some(b) => *b = tensor(required(name, &b.dims())?, &device),
-                        None => self.absent(&name, rule)?,
-                    }
-                    let c = [unit.bn.channels()];
-                    let bn = &mut unit.bn;
-                    let part = |p: &str| required(format!("model.{key}.bn.{p}"), &c);
-                    bn.gamma = tensor(part("gamma")?, &device);
-                    bn.beta = tensor(part("beta")?, &device);
-                    bn.running_mean = tensor(part("running_mean")?, &device);
-                    bn.running_var = tensor(part("running_var")?, &device);
-                    let opt =
-                        |p: &str, shape: &[usize]| optional(format!("optim.{key}.{p}"), shape);
-                    conv_v.weight = opt("weight", &shape)?.map(|t| tensor(t, &device));
-                    conv_v.feedback = opt("feedback", &shape)?.map(|t| tensor(t, &device));
-                    bn_v.gamma = opt("bn.gamma", &c)?.map(|t| tensor(t, &device));
-                    bn_v.beta = opt("bn.beta", &c)?.map(|t| tensor(t, &device));
-                }
-            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        let used = used.into_inner();
         if let Some(extra) = self.tensors.keys().find(|name| !used.contains(*name)) {
+            let message = match extra.starts_with("model.") && extra.ends_with(".feedback") {
+                true => format!(
+                    "a stored feedback tensor, but rule `{}` keeps none",
+                    trainer.config.algorithm.rule
+                ),
+                false => format!("not part of this network ({})", trainer.net.describe()),
+            };
             return Err(CheckpointError::Mismatch {
                 path: self.path.clone(),
                 name: extra.clone(),
-                message: format!("not part of this network ({})", trainer.net.describe()),
+                message,
             });
         }
         trainer.epochs_done = self.epoch;
@@ -614,14 +553,25 @@ impl Checkpoint {
         Ok(t.clone())
     }
 
-    fn absent(&self, name: &str, rule: &str) -> Result<(), CheckpointError> {
+    /// Replaces the tensor in `slot` with the checkpoint's `name`: required for a model
+    /// tensor, optional for optimizer state; either must have the network's shape.
+    fn fill(&self, name: &str, slot: Slot<'_>, device: &Device) -> Result<(), CheckpointError> {
+        match slot {
+            Slot::R1(t) => *t = tensor(self.required(name, &t.dims())?, device),
+            Slot::R2(t) => *t = tensor(self.required(name, &t.dims())?, device),
+            Slot::R4(t) => *t = tensor(self.required(name, &t.dims())?, device),
+            Slot::State1(v, shape) => *v = self.optional(name, &shape)?.map(|t| tensor(t, device)),
+            Slot::State2(v, shape) => *v = self.optional(name, &shape)?.map(|t| tensor(t, device)),
+            Slot::State4(v, shape) => *v = self.optional(name, &shape)?.map(|t| tensor(t, device)),
+        }
+        Ok(())
+    }
+
+    /// The tensor `name` with `shape`, if the checkpoint has it.
+    fn optional(&self, name: &str, shape: &[usize]) -> Result<Option<HostTensor>, CheckpointError> {
         match self.tensors.contains_key(name) {
-            true => Err(CheckpointError::Mismatch {
-                path: self.path.clone(),
-                name: name.to_string(),
-                message: format!("a stored feedback tensor, but rule `{rule}` has none"),
-            }),
-            false => Ok(()),
+            true => self.required(name, shape).map(Some),
+            false => Ok(None),
         }
     }
 }

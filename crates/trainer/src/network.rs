@@ -7,8 +7,10 @@ use crate::records::LayerAlignment;
 use biofeedback_core::init::Rng;
 use biofeedback_core::mirror::{mirror_step, mirror_step_conv};
 use biofeedback_core::optim::{BnMomentum, ConvMomentum, step_bn, step_conv};
-use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Sgd, SgdConfig, alignment};
-use biofeedback_models::{Loss, Mlp, MlpCache, Path, ResNet, ResNetCache, ResNetConfig};
+use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Sgd, SgdConfig, Visitor};
+use biofeedback_models::{
+    FeedbackNetwork, Loss, Mlp, MlpCache, Path, ResNet, ResNetCache, ResNetConfig,
+};
 use burn::tensor::{Device, Tensor};
 
 /// A network that cannot be built for its input: the shapes do not fit, or its state would not
@@ -177,6 +179,33 @@ impl Network {
         }
     }
 
+    /// Every tensor of the network and of its optimizer state, named once:
+    /// `model.<layer>.*` and `optim.<layer>.*` with the layer names of `alignment.csv`
+    /// (`fc1`, `fc2`, ... for an MLP; the unit names and `fc` for a ResNet). Checkpoints
+    /// read and restore through it.
+    pub fn visit(&mut self, f: &mut Visitor<'_>) {
+        match self {
+            Self::Mlp { model, sgd } => {
+                for (k, (layer, v)) in model.layers.iter_mut().zip(&mut sgd.state).enumerate() {
+                    let name = Mlp::layer_name(k);
+                    layer.visit(&format!("model.{name}"), f);
+                    v.visit(&format!("optim.{name}"), layer, f);
+                }
+            }
+            Self::ResNet { model, state, .. } => {
+                model.fc.visit("model.fc", f);
+                state.fc.state[0].visit("optim.fc", &model.fc, f);
+                for (unit, (conv_v, bn_v)) in model.units_mut().into_iter().zip(&mut state.units) {
+                    let name = &unit.name;
+                    unit.conv.visit(&format!("model.{name}"), f);
+                    unit.bn.visit(&format!("model.{name}"), f);
+                    conv_v.visit(&format!("optim.{name}"), &unit.conv, f);
+                    bn_v.visit(&format!("optim.{name}"), &unit.bn, f);
+                }
+            }
+        }
+    }
+
     /// Whether the feedback changes after every step by a draw ([`Network::redraw`]).
     pub fn redraws(&self) -> bool {
         match self {
@@ -235,10 +264,8 @@ impl Network {
     /// batch `(x, t)` (SPEC section 4).
     pub fn alignment(&self, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
         match self {
-            Self::Mlp { model, .. } => mlp_alignment(model, loss, x, t),
-            Self::ResNet { model, shape, .. } => {
-                resnet_alignment(model, loss, Self::images(x, *shape), t)
-            }
+            Self::Mlp { model, .. } => model.alignment(loss, x, t),
+            Self::ResNet { model, shape, .. } => model.alignment(loss, Self::images(x, *shape), t),
         }
     }
 
@@ -308,127 +335,4 @@ fn check_input_size(config: &ResNetConfig, [c, h, w]: ImageShape) -> Result<(), 
         )));
     }
     Ok(())
-}
-
-/// One layer's figures from its tensors and deltas; the weight angle and norm ratio are NaN
-/// (undefined) where `B` does not have `W^T`'s shape (`dfa`'s hidden layers).
-fn figures<const D: usize, const E: usize>(
-    layer: String,
-    feedback: Tensor<D>,
-    weight: Tensor<D>,
-    own: Tensor<E>,
-    exact: Tensor<E>,
-    local: (Tensor<E>, Tensor<E>),
-) -> LayerAlignment {
-    let comparable = feedback.dims() == weight.dims();
-    LayerAlignment {
-        layer,
-        weight_angle_deg: match comparable {
-            true => alignment::angle_degrees(feedback.clone(), weight.clone()),
-            false => f64::NAN,
-        },
-        delta_angle_global_deg: alignment::angle_degrees(own, exact),
-        delta_angle_local_deg: alignment::angle_degrees(local.0, local.1),
-        norm_ratio: match comparable {
-            true => alignment::norm_ratio(feedback, weight),
-            false => f64::NAN,
-        },
-    }
-}
-
-/// The alignment metrics of an MLP on the batch `(x, t)`; see [`LayerAlignment`].
-pub fn mlp_alignment(model: &Mlp, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
-    let (logits, cache) = model.forward_train(x);
-    let (_, dlogits) = loss.loss_and_grad(logits, t);
-    let own = model.backward(&cache, dlogits.clone(), Path::Own, true);
-    let exact = model.backward(&cache, dlogits.clone(), Path::Exact, true);
-    let n = model.layers.len();
-    (0..n)
-        .map(|k| {
-            let layer = &model.layers[k];
-            let feedback = layer.effective_feedback();
-            // The rule's own teaching signal at this layer's output, and what the layer sends
-            // down through `B`: that signal, or for `dfa` the output error.
-            let upstream = if k + 1 == n {
-                dlogits.clone()
-            } else {
-                own.deltas[k + 1]
-                    .clone()
-                    .expect("hidden layers pass deltas down")
-            };
-            let sent = match layer.feedback.is_direct() {
-                true => &dlogits,
-                false => &upstream,
-            };
-            let local = |b: Tensor<2>, signal: &Tensor<2>| {
-                let d = signal.clone().matmul(b.transpose());
-                if k > 0 {
-                    model.activation.backward(cache.inputs[k].clone(), d)
-                } else {
-                    d
-                }
-            };
-            figures(
-                format!("fc{}", k + 1),
-                feedback.clone(),
-                layer.weight.clone(),
-                own.deltas[k].clone().expect("input deltas were asked for"),
-                exact.deltas[k]
-                    .clone()
-                    .expect("input deltas were asked for"),
-                (
-                    local(feedback, sent),
-                    local(layer.weight.clone(), &upstream),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// The alignment metrics of a ResNet on the batch `(x, t)`: every conv under its own name,
-/// then `fc`. The deltas are those at each layer's input (`conv_transpose(delta, B)`).
-pub fn resnet_alignment(
-    model: &ResNet,
-    loss: Loss,
-    x: Tensor<4>,
-    t: Tensor<2>,
-) -> Vec<LayerAlignment> {
-    let (logits, cache) = model.forward_train(x);
-    let (_, dlogits) = loss.loss_and_grad(logits, t);
-    let own = model.backward(&cache, dlogits.clone(), Path::Own, true);
-    let exact = model.backward(&cache, dlogits.clone(), Path::Exact, true);
-    let inputs = cache.unit_inputs();
-    let mut rows: Vec<LayerAlignment> = model
-        .units()
-        .into_iter()
-        .enumerate()
-        .map(|(k, unit)| {
-            let [_, _, h, w] = inputs[k].dims();
-            let upstream = own.conv_out_deltas[k].clone();
-            let feedback = unit.conv.effective_feedback();
-            let through =
-                |kernel: Tensor<4>| unit.conv.delta_through(upstream.clone(), kernel, [h, w]);
-            figures(
-                unit.name.clone(),
-                feedback.clone(),
-                unit.conv.weight.clone(),
-                own.deltas[k].clone().expect("input deltas were asked for"),
-                exact.deltas[k]
-                    .clone()
-                    .expect("input deltas were asked for"),
-                (through(feedback), through(unit.conv.weight.clone())),
-            )
-        })
-        .collect();
-    let feedback = model.fc.effective_feedback();
-    let through = |b: Tensor<2>| dlogits.clone().matmul(b.transpose());
-    rows.push(figures(
-        "fc".into(),
-        feedback.clone(),
-        model.fc.weight.clone(),
-        own.fc_delta,
-        exact.fc_delta,
-        (through(feedback), through(model.fc.weight.clone())),
-    ));
-    rows
 }

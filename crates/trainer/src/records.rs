@@ -105,21 +105,9 @@ pub struct BestEpoch {
     pub value: f64,
 }
 
-/// Alignment of one layer's feedback with backprop (SPEC section 4), in degrees.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LayerAlignment {
-    /// Layer name (`fc1`, `fc2`, ...).
-    pub layer: String,
-    /// Angle between `vec(B)` and `vec(W^T)`; NaN where `B` is not of `W^T`'s shape (`dfa`).
-    pub weight_angle_deg: f64,
-    /// Angle between the rule's `delta` at this layer's input and exact backprop's, on the
-    /// fixed evaluation batch (whole batch as one vector).
-    pub delta_angle_global_deg: f64,
-    /// Angle between the same upstream `delta` sent through `B` and through `W^T`.
-    pub delta_angle_local_deg: f64,
-    /// `|B| / |W|`; NaN for `dfa`.
-    pub norm_ratio: f64,
-}
+/// Alignment of one layer's feedback with backprop (SPEC section 4), computed by the models
+/// crate for any network ([`biofeedback_models::FeedbackNetwork::alignment`]).
+pub use biofeedback_models::LayerAlignment;
 
 /// One layer's alignment in one epoch: a row of `alignment.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
