@@ -164,3 +164,56 @@ pub fn mirror_step_conv(
     let hebbian = covariance * scale;
     learn(&mut layer.feedback, &layer.weight, hebbian, config);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alignment::{angle_degrees, norm};
+    use crate::init::{Init, seeded_rng};
+    use crate::rule::Rule;
+    use burn::tensor::Device;
+
+    /// A 20-10 layer with a large bias, mirrored `steps` times with identity output (`B` scaled
+    /// to `|W|` after each step when `rescale`): its angle to `W^T` and `|B| / |W|`.
+    fn mirrored_linear(steps: usize, rescale: bool) -> (f64, f64) {
+        let device = Device::flex();
+        let mut r = seeded_rng(12);
+        let mut layer = FeedbackLinear::new(20, 10, Rule::Wm, Init::LecunNormal, &mut r, &device);
+        layer.bias = layer.bias.clone().add_scalar(100.0);
+        let config = MirrorConfig {
+            eta: 0.025,
+            decay: 0.05,
+            batch_size: 1024,
+            noise_std: 1.0,
+            rescale,
+        };
+        for _ in 0..steps {
+            mirror_step(&mut layer, Activation::Identity, &config, &mut r);
+        }
+        let b = layer.feedback.stored().cloned().unwrap();
+        (
+            angle_degrees(b.clone(), layer.weight.clone()),
+            norm(b) / norm(layer.weight.clone()),
+        )
+    }
+
+    #[test]
+    fn a_mirror_settles_at_eta_over_decay_times_w_transpose_whatever_the_bias() {
+        // With unit noise and identity output, E[x^T y] / n = W^T, so B <- (1 - lambda) B +
+        // eta W^T settles at (eta / lambda) W^T = 0.5 W^T. The output is centred over the batch,
+        // so a bias of 100 adds nothing (uncentred, (sum x)^T b would swamp the signal).
+        let (angle, ratio) = mirrored_linear(300, false);
+        assert!(angle < 3.0, "{angle:.2} degrees");
+        assert!(
+            (ratio - 0.5).abs() < 0.02,
+            "|B| / |W| = {ratio:.4}, expected 0.5"
+        );
+        // mirror.rescale: the same direction at W's scale.
+        let (angle, ratio) = mirrored_linear(300, true);
+        assert!(angle < 3.0, "rescaled: {angle:.2} degrees");
+        assert!(
+            (ratio - 1.0).abs() < 1e-4,
+            "rescaled: |B| / |W| = {ratio:.6}"
+        );
+    }
+}

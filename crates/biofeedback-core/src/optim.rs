@@ -178,3 +178,167 @@ pub fn step_bn(
     bn.beta
         .inplace(|b| update(b, grads.beta.clone(), &mut state.beta, config, lr, false));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alignment::{angle_degrees, norm};
+    use crate::init::{Init, gaussian, seeded_rng};
+    use crate::rule::Rule;
+    use crate::tensor_io::to_vec;
+    use burn::tensor::Device;
+
+    /// One 20-5 layer of `rule` trained by `steps` SGD steps (lr 0.1) on a fixed regression
+    /// batch; `after_step` sees it after each.
+    fn trained(
+        rule: Rule,
+        config: SgdConfig,
+        steps: usize,
+        mut after_step: impl FnMut(&FeedbackLinear),
+    ) -> FeedbackLinear {
+        let device = Device::flex();
+        let mut rng = seeded_rng(3);
+        let mut layer = FeedbackLinear::new(20, 5, rule, Init::HeUniform, &mut rng, &device);
+        let x = gaussian([32, 20], 1.0, &mut rng, &device);
+        let target = gaussian([32, 5], 1.0, &mut rng, &device);
+        let mut sgd = Sgd::new(config, 1);
+        for _ in 0..steps {
+            let delta = (layer.forward(x.clone()) - target.clone()).div_scalar(32.0);
+            let back = layer.backward(x.clone(), delta, false);
+            sgd.step(0, &mut layer, back.grads, 0.1);
+            after_step(&layer);
+        }
+        layer
+    }
+
+    fn config(momentum: f64, nesterov: bool, weight_decay: f64) -> SgdConfig {
+        SgdConfig {
+            momentum,
+            nesterov,
+            weight_decay,
+        }
+    }
+
+    /// `|W - B^T|` (in this storage `|weight - B|`).
+    fn difference(layer: &FeedbackLinear) -> f64 {
+        norm(layer.weight.clone() - layer.effective_feedback())
+    }
+
+    /// Only Kolen-Pollack's `B` is trained by SGD; every other stored tensor (fa's and dfa's
+    /// `B`, the mirror's, the sign family's magnitudes) stays as drawn while `W` learns.
+    #[test]
+    fn sgd_changes_only_kolen_pollacks_b_and_every_weight() {
+        for rule in Rule::ALL {
+            let fresh = trained(rule, config(0.9, true, 1e-3), 0, |_| {});
+            let layer = trained(rule, config(0.9, true, 1e-3), 20, |_| {});
+            assert_ne!(
+                to_vec(layer.weight.clone()),
+                to_vec(fresh.weight.clone()),
+                "{rule}"
+            );
+            if let (Some(b0), Some(b)) = (fresh.feedback.stored(), layer.feedback.stored()) {
+                let same = to_vec(b0.clone()) == to_vec(b.clone());
+                assert_eq!(same, rule != Rule::Kp, "{rule}: B changed by SGD");
+            }
+        }
+    }
+
+    /// Kolen-Pollack with plain SGD: `W - B^T` shrinks by exactly `1 - lr lambda` per step.
+    #[test]
+    fn kp_difference_shrinks_by_one_minus_lr_lambda_each_plain_sgd_step() {
+        let mut prev = difference(&trained(Rule::Kp, config(0.0, false, 0.05), 0, |_| {}));
+        trained(Rule::Kp, config(0.0, false, 0.05), 30, |layer| {
+            let now = difference(layer);
+            let ratio = now / prev;
+            assert!(
+                (ratio - 0.995).abs() < 1e-4,
+                "ratio {ratio}, expected 0.995"
+            );
+            prev = now;
+        });
+    }
+
+    /// Without decay the initial difference never shrinks (the authors' numpy code's defect).
+    #[test]
+    fn kp_difference_stays_without_decay() {
+        let start = difference(&trained(Rule::Kp, config(0.9, false, 0.0), 0, |_| {}));
+        let end = difference(&trained(Rule::Kp, config(0.9, false, 0.0), 50, |_| {}));
+        assert!((end / start - 1.0).abs() < 1e-4, "{start} -> {end}");
+    }
+
+    /// With Nesterov momentum `B` gets its own velocity and the difference still decays
+    /// geometrically, at `lr lambda / (1 - mu) = 0.05` per step asymptotically.
+    #[test]
+    fn kp_difference_decays_geometrically_under_nesterov_momentum() {
+        let start = difference(&trained(Rule::Kp, config(0.9, true, 0.05), 0, |_| {}));
+        let mut history = Vec::new();
+        let layer = trained(Rule::Kp, config(0.9, true, 0.05), 200, |l| {
+            history.push(difference(l))
+        });
+        let (half, end) = (history[99] / start, history[199] / start);
+        assert!(end < 1e-3, "|W - B^T| only fell to {end} of its start");
+        assert!(
+            end < half * half * 10.0,
+            "not geometric ({half} then {end})"
+        );
+        let angle = angle_degrees(layer.effective_feedback(), layer.weight.clone());
+        assert!(angle < 1.0, "still {angle} degrees from W^T");
+    }
+
+    /// Three SGD updates of `[0.5, -1, 2, 0.25]` with fixed gradients, lr 0.1, momentum 0.9.
+    fn three_updates(nesterov: bool, weight_decay: f64, decay: bool) -> Vec<f32> {
+        let device = Device::flex();
+        let tensor = |v: [f32; 4]| Tensor::<1>::from_floats(v, &device);
+        let config = SgdConfig {
+            momentum: 0.9,
+            nesterov,
+            weight_decay,
+        };
+        let mut p = tensor([0.5, -1.0, 2.0, 0.25]);
+        let mut velocity = None;
+        for g in [
+            [0.3, -0.2, 0.1, 0.0],
+            [-0.5, 0.4, 0.2, 1.0],
+            [0.05, 0.05, -0.3, -0.7],
+        ] {
+            p = update(p, tensor(g), &mut velocity, config, 0.1, decay);
+        }
+        to_vec(p)
+    }
+
+    #[test]
+    fn sgd_matches_pytorch_with_nesterov_momentum_and_weight_decay() {
+        // torch.optim.SGD(lr=0.1, momentum=0.9, nesterov=..., weight_decay=...), float64, the
+        // same three gradients (computed with PyTorch 2.15).
+        let cases: [(bool, f64, bool, [f64; 4]); 3] = [
+            (
+                true,
+                0.01,
+                true,
+                [
+                    0.5189406848005,
+                    -1.041146323961,
+                    1.952514913692,
+                    0.11035222528525,
+                ],
+            ),
+            (
+                false,
+                0.01,
+                true,
+                [0.5059613695, -1.021230779, 1.953747588, 0.12869869975],
+            ),
+            // A bias: no decay even when weight_decay is set.
+            (true, 0.01, false, [0.52283, -1.04912, 1.96841, 0.112]),
+        ];
+        for (nesterov, wd, decay, expected) in cases {
+            let got = three_updates(nesterov, wd, decay);
+            for (g, e) in got.iter().zip(expected) {
+                assert!(
+                    (*g as f64 - e).abs() < 1e-6,
+                    "nesterov {nesterov}, decay {decay}: {got:?} against PyTorch's {expected:?}"
+                );
+            }
+        }
+    }
+}
