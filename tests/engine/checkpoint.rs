@@ -9,7 +9,7 @@ use biofeedback::trainer::atomic::temporary_path;
 use biofeedback::trainer::checkpoint::Checkpoint;
 use biofeedback::trainer::config::Config;
 use biofeedback::trainer::data::{self, Split};
-use biofeedback::trainer::network::Network;
+use biofeedback::trainer::network::{Network, Trained};
 use biofeedback::trainer::train::{EpochMetrics, EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
 use std::sync::OnceLock;
@@ -117,15 +117,17 @@ fn resuming_batchwise_random_sign_feedback_repeats_the_uninterrupted_run_bit_for
 #[test]
 fn brsf_draws_new_magnitudes_during_a_run_and_frsf_keeps_its_own() {
     let magnitudes = |t: &Trainer| match &t.net {
-        Network::Mlp { model, .. } => to_vec(model.layers[1].feedback.stored().unwrap().clone()),
-        Network::ResNet { .. } => unreachable!("an MLP config"),
+        Network::Mlp(Trained { model, .. }) => {
+            to_vec(model.layers[1].feedback.stored().unwrap().clone())
+        }
+        Network::ResNet(_) => unreachable!("an MLP config"),
     };
     for (rule, changes) in [("brsf", true), ("frsf", false)] {
         let mut t = trainer(config(rule, 1), Device::flex());
         let start = magnitudes(&t);
         t.run(|_| Ok::<_, TrainError>(())).unwrap();
         assert_eq!(magnitudes(&t) != start, changes, "{rule}");
-        let Network::Mlp { model, .. } = &t.net else {
+        let Network::Mlp(Trained { model, .. }) = &t.net else {
             unreachable!("an MLP config")
         };
         let layer = &model.layers[1];
@@ -279,7 +281,7 @@ fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
         .unwrap();
     assert_eq!(state(&back), state(&cpu));
     assert_eq!(back.epochs_done, 1);
-    let Network::Mlp { model, .. } = &back.net else {
+    let Network::Mlp(Trained { model, .. }) = &back.net else {
         panic!("an MLP config builds an MLP");
     };
     let w = to_vec(model.layers[0].weight.clone());
@@ -307,7 +309,7 @@ fn identical_states_give_identical_files_and_a_diverged_network_is_not_saved() {
 #[test]
 fn an_output_tied_with_the_true_class_counts_as_an_error() {
     let mut t = trainer(config("bp", 1), Device::flex());
-    if let Network::Mlp { model, .. } = &mut t.net {
+    if let Network::Mlp(Trained { model, .. }) = &mut t.net {
         for layer in &mut model.layers {
             layer.weight = layer.weight.clone().zeros_like();
             layer.bias = layer.bias.clone().zeros_like();

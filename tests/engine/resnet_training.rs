@@ -6,7 +6,7 @@ use biofeedback::core::tensor_io::to_vec;
 use biofeedback::trainer::checkpoint::Checkpoint;
 use biofeedback::trainer::config::Config;
 use biofeedback::trainer::data::{self, Split};
-use biofeedback::trainer::network::Network;
+use biofeedback::trainer::network::{Network, Trained};
 use biofeedback::trainer::train::{EpochReport, TrainError, Trainer};
 use burn::tensor::Device;
 use std::sync::OnceLock;
@@ -141,7 +141,7 @@ fn a_resnet_run_resumes_bit_for_bit_with_batchnorm_statistics() {
         state(&resumed) == state(&whole),
         "every tensor equal after resuming"
     );
-    let Network::ResNet { model, .. } = &resumed.net else {
+    let Network::ResNet(Trained { model, .. }) = &resumed.net else {
         panic!("a ResNet config builds a ResNet");
     };
     let running = to_vec(model.stem.bn.running_var.clone());
@@ -160,7 +160,7 @@ fn mirror_steps_alone_align_every_layer_of_a_resnet() {
     let mut rng = biofeedback::core::init::seeded_rng(9);
     let mut net = Network::build(&config, [3, 32, 32], 10, &mut rng, &Device::flex()).unwrap();
     let angles = |net: &Network| -> Vec<(String, f64)> {
-        let Network::ResNet { model, .. } = net else {
+        let Network::ResNet(Trained { model, .. }) = net else {
             panic!("a ResNet config builds a ResNet");
         };
         let mut a: Vec<(String, f64)> = model

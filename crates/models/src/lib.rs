@@ -23,4 +23,6 @@ pub mod resnet;
 pub use loss::Loss;
 pub use mlp::{Mlp, MlpBackward, MlpCache, MlpConfig, Path};
 pub use network::{FeedbackNetwork, LayerAlignment};
-pub use resnet::{BnPosition, Depth, ResNet, ResNetBackward, ResNetCache, ResNetConfig, Stem};
+pub use resnet::{
+    BnPosition, Depth, ResNet, ResNetBackward, ResNetCache, ResNetConfig, ResNetOptim, Stem,
+};

@@ -2,7 +2,10 @@
 
 use crate::network::{FeedbackNetwork, LayerAlignment};
 use biofeedback_core::init::Rng;
-use biofeedback_core::{Activation, FeedbackLinear, Init, LinearGrads, Rule};
+use biofeedback_core::mirror::{MirrorConfig, mirror_step};
+use biofeedback_core::{
+    Activation, FeedbackLinear, Init, LinearGrads, Rule, Sgd, SgdConfig, Visitor,
+};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -191,6 +194,58 @@ impl FeedbackNetwork for Mlp {
     type Input = Tensor<2>;
     type Cache = MlpCache;
     type Backward = MlpBackward;
+    type Optim = Sgd;
+
+    fn input(x: Tensor<2>, _: [usize; 3]) -> Tensor<2> {
+        x
+    }
+
+    fn optim(&self, config: SgdConfig) -> Sgd {
+        Sgd::new(config, self.layers.len())
+    }
+
+    fn train_step(&mut self, sgd: &mut Sgd, cache: MlpCache, dlogits: Tensor<2>, lr: f64) {
+        let back = Mlp::backward(self, &cache, dlogits, Path::Own, false);
+        for (k, grads) in back.grads.into_iter().enumerate() {
+            sgd.step(k, &mut self.layers[k], grads, lr);
+        }
+    }
+
+    /// Hidden layers through the network's activation, the output layer through `output`.
+    fn mirror(&mut self, config: &MirrorConfig, output: Activation, rng: &mut Rng) {
+        let last = self.layers.len() - 1;
+        let hidden = self.activation;
+        for (k, layer) in self.layers.iter_mut().enumerate() {
+            let activation = if k == last { output } else { hidden };
+            mirror_step(layer, activation, config, rng);
+        }
+    }
+
+    fn redraws(&self) -> bool {
+        self.layers.iter().any(|l| l.feedback.redraws())
+    }
+
+    fn redraw(&mut self, rng: &mut Rng) {
+        for layer in &mut self.layers {
+            layer.feedback.redraw(rng);
+        }
+    }
+
+    /// `fc1`, `fc2`, ... ([`Mlp::layer_name`]).
+    fn visit(&mut self, sgd: &mut Sgd, f: &mut Visitor<'_>) {
+        for (k, (layer, v)) in self.layers.iter_mut().zip(&mut sgd.state).enumerate() {
+            let name = Mlp::layer_name(k);
+            layer.visit(&format!("model.{name}"), f);
+            v.visit(&format!("optim.{name}"), layer, f);
+        }
+    }
+
+    /// `MLP [784, 500, 10]`.
+    fn describe(&self) -> String {
+        let mut widths = vec![self.layers[0].d_in()];
+        widths.extend(self.layers.iter().map(FeedbackLinear::d_out));
+        format!("MLP {widths:?}")
+    }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         Mlp::forward(self, x)

@@ -3,7 +3,8 @@
 
 use crate::loss::Loss;
 use crate::mlp::Path;
-use biofeedback_core::alignment;
+use biofeedback_core::init::Rng;
+use biofeedback_core::{Activation, MirrorConfig, SgdConfig, Visitor, alignment};
 use burn::tensor::Tensor;
 use serde::Serialize;
 
@@ -57,7 +58,9 @@ impl LayerAlignment {
 
 /// A network of feedback layers: the evaluation forward, the training forward with its
 /// cache, the explicit backward through each layer's `B` ([`Path::Own`]) or `W^T`
-/// ([`Path::Exact`]), and the alignment of every conv and linear layer.
+/// ([`Path::Exact`]), a training step with its SGD state, mirror mode, brsf's redraw, a visit
+/// of every named tensor, and the alignment of every conv and linear layer. A trainer written
+/// against it trains any network (`biofeedback_trainer::network`).
 pub trait FeedbackNetwork {
     /// The input: `[n, features]` for an MLP, `[n, c, h, w]` for a ResNet.
     type Input;
@@ -65,6 +68,43 @@ pub trait FeedbackNetwork {
     type Cache;
     /// Gradients and deltas of one backward pass.
     type Backward;
+    /// SGD state: the velocities of every parameter (and of Kolen-Pollack's `B`).
+    type Optim: Clone + std::fmt::Debug;
+
+    /// Flattened examples `[n, c h w]` (channel-major) of image shape `[c, h, w]` in this
+    /// network's input layout.
+    fn input(x: Tensor<2>, shape: [usize; 3]) -> Self::Input;
+
+    /// Fresh SGD state (no velocities yet).
+    fn optim(&self, config: SgdConfig) -> Self::Optim;
+
+    /// One training step from a training-mode forward pass: the rule's own backward from
+    /// `dlogits`, BatchNorm's running statistics (where there is BatchNorm), and SGD with
+    /// learning rate `lr` on every parameter (and Kolen-Pollack's `B`).
+    fn train_step(
+        &mut self,
+        optim: &mut Self::Optim,
+        cache: Self::Cache,
+        dlogits: Tensor<2>,
+        lr: f64,
+    );
+
+    /// One mirror step for every layer, input first (only weight mirrors' `B` learns): noise
+    /// from `rng` through the layer and its nonlinearity, `output` for the output layer.
+    fn mirror(&mut self, config: &MirrorConfig, output: Activation, rng: &mut Rng);
+
+    /// Whether any layer's feedback draws after every step (brsf).
+    fn redraws(&self) -> bool;
+
+    /// Every layer's [`biofeedback_core::Feedback::redraw`], input first.
+    fn redraw(&mut self, rng: &mut Rng);
+
+    /// Every tensor of the network (`model.<layer>.*`) and of its SGD state
+    /// (`optim.<layer>.*`), with the layer names of [`LayerAlignment`].
+    fn visit(&mut self, optim: &mut Self::Optim, f: &mut Visitor<'_>);
+
+    /// One line describing the architecture.
+    fn describe(&self) -> String;
 
     /// Logits in evaluation mode, `[n, classes]`.
     fn forward(&self, x: Self::Input) -> Tensor<2>;

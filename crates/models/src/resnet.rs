@@ -25,10 +25,12 @@
 use crate::mlp::Path;
 use crate::network::{FeedbackNetwork, LayerAlignment};
 use biofeedback_core::init::Rng;
+use biofeedback_core::mirror::{MirrorConfig, mirror_step, mirror_step_conv};
+use biofeedback_core::optim::{BnMomentum, ConvMomentum, step_bn, step_conv};
 use biofeedback_core::pool::{MaxPoolCache, global_avg_pool, global_avg_pool_backward};
 use biofeedback_core::{
     Activation, BatchNorm2d, BnBackward, BnCache, BnFeedback, Error, FeedbackConv2d,
-    FeedbackLinear, Init, LinearGrads, MaxPool2d, Rule,
+    FeedbackLinear, Init, LinearGrads, MaxPool2d, Rule, Sgd, SgdConfig, Visitor,
 };
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -565,10 +567,100 @@ impl ResNet {
     }
 }
 
+/// SGD state of a [`ResNet`].
+#[derive(Debug, Clone)]
+pub struct ResNetOptim {
+    /// The hyper-parameters.
+    pub config: SgdConfig,
+    /// Per unit (in [`ResNet::units`] order): the conv's and the BatchNorm's velocities.
+    pub units: Vec<(ConvMomentum, BnMomentum)>,
+    /// The classifier (a one-layer [`Sgd`]).
+    pub fc: Sgd,
+}
+
 impl FeedbackNetwork for ResNet {
     type Input = Tensor<4>;
     type Cache = ResNetCache;
     type Backward = ResNetBackward;
+    type Optim = ResNetOptim;
+
+    /// `[n, c h w]` as images `[n, c, h, w]`.
+    fn input(x: Tensor<2>, [c, h, w]: [usize; 3]) -> Tensor<4> {
+        let n = x.dims()[0];
+        x.reshape([n, c, h, w])
+    }
+
+    fn optim(&self, config: SgdConfig) -> ResNetOptim {
+        ResNetOptim {
+            config,
+            units: vec![Default::default(); self.units().len()],
+            fc: Sgd::new(config, 1),
+        }
+    }
+
+    fn train_step(
+        &mut self,
+        optim: &mut ResNetOptim,
+        cache: ResNetCache,
+        dlogits: Tensor<2>,
+        lr: f64,
+    ) {
+        let back = ResNet::backward(self, &cache, dlogits, Path::Own, false);
+        self.track_running_stats(&cache);
+        let config = optim.config;
+        for ((unit, grads), (conv_v, bn_v)) in self
+            .units_mut()
+            .into_iter()
+            .zip(back.units)
+            .zip(&mut optim.units)
+        {
+            step_conv(config, &mut unit.conv, grads.conv, conv_v, lr);
+            step_bn(config, &mut unit.bn, &grads.bn, bn_v, lr);
+        }
+        optim.fc.step(0, &mut self.fc, back.fc, lr);
+    }
+
+    /// Every conv through ReLU on noise maps big enough for its kernel to slide (8x8, 16x16
+    /// for the 7x7 stem), then the classifier through `output`.
+    fn mirror(&mut self, config: &MirrorConfig, output: Activation, rng: &mut Rng) {
+        for unit in self.units_mut() {
+            let side = (2 * unit.conv.kernel() + 2).max(8);
+            mirror_step_conv(&mut unit.conv, Activation::Relu, config, side, rng);
+        }
+        mirror_step(&mut self.fc, output, config, rng);
+    }
+
+    fn redraws(&self) -> bool {
+        self.fc.feedback.redraws()
+    }
+
+    fn redraw(&mut self, rng: &mut Rng) {
+        for unit in self.units_mut() {
+            unit.conv.feedback.redraw(rng);
+        }
+        self.fc.feedback.redraw(rng);
+    }
+
+    /// `fc`, then every unit under its name (conv, then BatchNorm as `<name>.bn.*`).
+    fn visit(&mut self, optim: &mut ResNetOptim, f: &mut Visitor<'_>) {
+        self.fc.visit("model.fc", f);
+        optim.fc.state[0].visit("optim.fc", &self.fc, f);
+        for (unit, (conv_v, bn_v)) in self.units_mut().into_iter().zip(&mut optim.units) {
+            let name = &unit.name;
+            unit.conv.visit(&format!("model.{name}"), f);
+            unit.bn.visit(&format!("model.{name}"), f);
+            conv_v.visit(&format!("optim.{name}"), &unit.conv, f);
+            bn_v.visit(&format!("optim.{name}"), &unit.bn, f);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "ResNet with {} conv layers (stem width {})",
+            self.units().len(),
+            self.stem.conv.c_out()
+        )
+    }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         ResNet::forward(self, x)

@@ -1,16 +1,12 @@
-//! The network a run trains (an MLP or a ResNet) with its optimizer state, behind the few
-//! operations the training loop needs: forward, the rule's own backward plus an SGD step,
-//! mirror steps, and the alignment metrics.
+//! The network a run trains with its SGD state: any [`FeedbackNetwork`] of the models crate,
+//! chosen once from the config. [`Trained`] holds a network and its state and is written once
+//! for every kind; [`Network`] names the kinds a config can build and dispatches to it.
 
 use crate::config::{Config, ModelKind};
 use crate::records::LayerAlignment;
 use biofeedback_core::init::Rng;
-use biofeedback_core::mirror::{mirror_step, mirror_step_conv};
-use biofeedback_core::optim::{BnMomentum, ConvMomentum, step_bn, step_conv};
-use biofeedback_core::{Activation, FeedbackLinear, MirrorConfig, Sgd, SgdConfig, Visitor};
-use biofeedback_models::{
-    FeedbackNetwork, Loss, Mlp, MlpCache, Path, ResNet, ResNetCache, ResNetConfig,
-};
+use biofeedback_core::{Activation, MirrorConfig, SgdConfig, Visitor};
+use biofeedback_models::{FeedbackNetwork, Loss, Mlp, MlpCache, ResNet, ResNetCache, ResNetConfig};
 use burn::tensor::{Device, Tensor};
 
 /// A network that cannot be built for its input: the shapes do not fit, or its state would not
@@ -22,37 +18,63 @@ pub struct ShapeError(pub String);
 /// The shape of one example: `[channels, height, width]`.
 pub type ImageShape = [usize; 3];
 
-/// A network and its optimizer state.
+/// A network, its SGD state and the shape of its examples: everything the training loop
+/// needs, for any [`FeedbackNetwork`].
+#[derive(Debug, Clone)]
+pub struct Trained<N: FeedbackNetwork> {
+    /// The network.
+    pub model: N,
+    /// Its SGD state.
+    pub optim: N::Optim,
+    /// The shape of one example.
+    pub shape: ImageShape,
+}
+
+impl<N: FeedbackNetwork> Trained<N> {
+    /// `model` with fresh SGD state.
+    pub fn new(model: N, sgd: SgdConfig, shape: ImageShape) -> Self {
+        let optim = model.optim(sgd);
+        Self {
+            model,
+            optim,
+            shape,
+        }
+    }
+
+    /// Logits in evaluation mode; `x` is `[n, c h w]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.model.forward(N::input(x, self.shape))
+    }
+
+    /// Logits in training mode and the cache for a step.
+    pub fn forward_train(&self, x: Tensor<2>) -> (Tensor<2>, N::Cache) {
+        self.model.forward_train(N::input(x, self.shape))
+    }
+
+    /// The rule's backward, BatchNorm statistics and SGD ([`FeedbackNetwork::train_step`]).
+    pub fn step(&mut self, cache: N::Cache, dlogits: Tensor<2>, lr: f64) {
+        self.model.train_step(&mut self.optim, cache, dlogits, lr);
+    }
+
+    /// Every tensor of the network and of its SGD state ([`FeedbackNetwork::visit`]).
+    pub fn visit(&mut self, f: &mut Visitor<'_>) {
+        self.model.visit(&mut self.optim, f);
+    }
+
+    /// The alignment figures on the batch `(x, t)`, `x` flattened.
+    pub fn alignment(&self, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
+        self.model.alignment(loss, N::input(x, self.shape), t)
+    }
+}
+
+/// A network of one of the kinds a config can build, with its SGD state.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // one per run: boxing would only add indirection
 pub enum Network {
     /// A multi-layer perceptron on flattened inputs.
-    Mlp {
-        /// The network.
-        model: Mlp,
-        /// SGD with one velocity set per layer.
-        sgd: Sgd,
-    },
+    Mlp(Trained<Mlp>),
     /// A ResNet on images.
-    ResNet {
-        /// The network.
-        model: ResNet,
-        /// Velocities of each unit (in [`ResNet::units`] order) and of the classifier.
-        state: ResNetState,
-        /// The input shape.
-        shape: ImageShape,
-    },
-}
-
-/// SGD state of a [`ResNet`].
-#[derive(Debug, Clone)]
-pub struct ResNetState {
-    /// The hyper-parameters.
-    pub config: SgdConfig,
-    /// Per unit: the conv's and the BatchNorm's velocities.
-    pub units: Vec<(ConvMomentum, BnMomentum)>,
-    /// The classifier (a one-layer [`Sgd`]).
-    pub fc: Sgd,
+    ResNet(Trained<ResNet>),
 }
 
 /// What a training step keeps from the forward pass.
@@ -61,6 +83,17 @@ pub enum NetCache {
     Mlp(MlpCache),
     /// A ResNet's caches.
     ResNet(Box<ResNetCache>),
+}
+
+/// `$body` with `$t` bound to the [`Trained`] network, whatever its kind: the one place the
+/// kinds are told apart, besides building and caches.
+macro_rules! each {
+    ($net:expr, $t:ident => $body:expr) => {
+        match $net {
+            Network::Mlp($t) => $body,
+            Network::ResNet($t) => $body,
+        }
+    };
 }
 
 impl Network {
@@ -79,8 +112,7 @@ impl Network {
                 let model = config
                     .mlp(shape.iter().product(), classes)
                     .init(rng, device);
-                let sgd = Sgd::new(sgd, model.layers.len());
-                Ok(Self::Mlp { model, sgd })
+                Ok(Self::Mlp(Trained::new(model, sgd, shape)))
             }
             _ => {
                 let resnet = config.resnet(shape[0], classes);
@@ -88,17 +120,7 @@ impl Network {
                 let model = resnet
                     .init(rng, device)
                     .map_err(|e| ShapeError(format!("{e} (algorithm.rule)")))?;
-                let units = vec![Default::default(); model.units().len()];
-                let state = ResNetState {
-                    config: sgd,
-                    units,
-                    fc: Sgd::new(sgd, 1),
-                };
-                Ok(Self::ResNet {
-                    model,
-                    state,
-                    shape,
-                })
+                Ok(Self::ResNet(Trained::new(model, sgd, shape)))
             }
         }
     }
@@ -106,23 +128,9 @@ impl Network {
     /// One line describing the architecture, for the log.
     pub fn describe(&self) -> String {
         match self {
-            Self::Mlp { model, .. } => {
-                let mut widths = vec![model.layers[0].d_in()];
-                widths.extend(model.layers.iter().map(FeedbackLinear::d_out));
-                format!("MLP {widths:?}")
-            }
-            Self::ResNet { model, shape, .. } => format!(
-                "ResNet with {} conv layers (stem width {}), input {shape:?}",
-                model.units().len(),
-                model.stem.conv.c_out()
-            ),
+            Self::Mlp(t) => t.model.describe(),
+            Self::ResNet(t) => format!("{}, input {:?}", t.model.describe(), t.shape),
         }
-    }
-
-    /// `x` (`[n, c h w]`, flattened channel-major) as images `[n, c, h, w]`.
-    fn images(x: Tensor<2>, [c, h, w]: ImageShape) -> Tensor<4> {
-        let n = x.dims()[0];
-        x.reshape([n, c, h, w])
     }
 
     /// Logits in evaluation mode (BatchNorm with running statistics).
@@ -130,21 +138,18 @@ impl Network {
     /// # Shapes
     /// `x`: `[n, c h w]` → `[n, classes]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        match self {
-            Self::Mlp { model, .. } => model.forward(x),
-            Self::ResNet { model, shape, .. } => model.forward(Self::images(x, *shape)),
-        }
+        each!(self, t => t.forward(x))
     }
 
     /// Logits in training mode and the cache for [`Network::step`].
     pub fn forward_train(&self, x: Tensor<2>) -> (Tensor<2>, NetCache) {
         match self {
-            Self::Mlp { model, .. } => {
-                let (logits, cache) = model.forward_train(x);
+            Self::Mlp(t) => {
+                let (logits, cache) = t.forward_train(x);
                 (logits, NetCache::Mlp(cache))
             }
-            Self::ResNet { model, shape, .. } => {
-                let (logits, cache) = model.forward_train(Self::images(x, *shape));
+            Self::ResNet(t) => {
+                let (logits, cache) = t.forward_train(x);
                 (logits, NetCache::ResNet(Box::new(cache)))
             }
         }
@@ -154,27 +159,8 @@ impl Network {
     /// BatchNorm's running statistics take in this batch.
     pub fn step(&mut self, cache: NetCache, dlogits: Tensor<2>, lr: f64) {
         match (self, cache) {
-            (Self::Mlp { model, sgd }, NetCache::Mlp(cache)) => {
-                let back = model.backward(&cache, dlogits, Path::Own, false);
-                for (k, grads) in back.grads.into_iter().enumerate() {
-                    sgd.step(k, &mut model.layers[k], grads, lr);
-                }
-            }
-            (Self::ResNet { model, state, .. }, NetCache::ResNet(cache)) => {
-                let back = model.backward(&cache, dlogits, Path::Own, false);
-                model.track_running_stats(&cache);
-                let config = state.config;
-                for ((unit, grads), (conv_v, bn_v)) in model
-                    .units_mut()
-                    .into_iter()
-                    .zip(back.units)
-                    .zip(&mut state.units)
-                {
-                    step_conv(config, &mut unit.conv, grads.conv, conv_v, lr);
-                    step_bn(config, &mut unit.bn, &grads.bn, bn_v, lr);
-                }
-                state.fc.step(0, &mut model.fc, back.fc, lr);
-            }
+            (Self::Mlp(t), NetCache::Mlp(cache)) => t.step(cache, dlogits, lr),
+            (Self::ResNet(t), NetCache::ResNet(cache)) => t.step(*cache, dlogits, lr),
             _ => unreachable!("a cache always comes from the same network"),
         }
     }
@@ -184,96 +170,42 @@ impl Network {
     /// (`fc1`, `fc2`, ... for an MLP; the unit names and `fc` for a ResNet). Checkpoints
     /// read and restore through it.
     pub fn visit(&mut self, f: &mut Visitor<'_>) {
-        match self {
-            Self::Mlp { model, sgd } => {
-                for (k, (layer, v)) in model.layers.iter_mut().zip(&mut sgd.state).enumerate() {
-                    let name = Mlp::layer_name(k);
-                    layer.visit(&format!("model.{name}"), f);
-                    v.visit(&format!("optim.{name}"), layer, f);
-                }
-            }
-            Self::ResNet { model, state, .. } => {
-                model.fc.visit("model.fc", f);
-                state.fc.state[0].visit("optim.fc", &model.fc, f);
-                for (unit, (conv_v, bn_v)) in model.units_mut().into_iter().zip(&mut state.units) {
-                    let name = &unit.name;
-                    unit.conv.visit(&format!("model.{name}"), f);
-                    unit.bn.visit(&format!("model.{name}"), f);
-                    conv_v.visit(&format!("optim.{name}"), &unit.conv, f);
-                    bn_v.visit(&format!("optim.{name}"), &unit.bn, f);
-                }
-            }
-        }
+        each!(self, t => t.visit(f))
     }
 
     /// Whether the feedback changes after every step by a draw ([`Network::redraw`]).
     pub fn redraws(&self) -> bool {
-        match self {
-            Self::Mlp { model, .. } => model.layers[0].feedback.redraws(),
-            Self::ResNet { model, .. } => model.fc.feedback.redraws(),
-        }
+        each!(self, t => t.model.redraws())
     }
 
     /// What every layer's feedback does after a training step besides SGD
     /// ([`biofeedback_core::Feedback::redraw`]: brsf draws a new `|R|` from `rng`).
     pub fn redraw(&mut self, rng: &mut Rng) {
-        match self {
-            Self::Mlp { model, .. } => {
-                for layer in &mut model.layers {
-                    layer.feedback.redraw(rng);
-                }
-            }
-            Self::ResNet { model, .. } => {
-                for unit in model.units_mut() {
-                    unit.conv.feedback.redraw(rng);
-                }
-                model.fc.feedback.redraw(rng);
-            }
-        }
+        each!(self, t => t.model.redraw(rng))
     }
 
-    /// One mirror step for every layer with a stored `B`, input first: noise (drawn from
-    /// `rng`) through the layer and its nonlinearity (ReLU for hidden layers; for the output layer the loss's
-    /// output nonlinearity).
+    /// One mirror step for every layer, input first: noise (drawn from `rng`) through the
+    /// layer and its nonlinearity (the network's for hidden layers; for the output layer the
+    /// loss's output nonlinearity).
     pub fn mirror(&mut self, config: &MirrorConfig, loss: Loss, rng: &mut Rng) {
         let output = match loss {
             Loss::CrossEntropy => Activation::Identity,
             Loss::SigmoidBce => Activation::Sigmoid,
         };
-        match self {
-            Self::Mlp { model, .. } => {
-                let last = model.layers.len() - 1;
-                let hidden = model.activation;
-                for (k, layer) in model.layers.iter_mut().enumerate() {
-                    let activation = if k == last { output } else { hidden };
-                    mirror_step(layer, activation, config, rng);
-                }
-            }
-            Self::ResNet { model, .. } => {
-                for unit in model.units_mut() {
-                    // Noise maps big enough for the kernel to slide: 8x8, 16x16 for the 7x7 stem.
-                    let side = (2 * unit.conv.kernel() + 2).max(8);
-                    mirror_step_conv(&mut unit.conv, Activation::Relu, config, side, rng);
-                }
-                mirror_step(&mut model.fc, output, config, rng);
-            }
-        }
+        each!(self, t => t.model.mirror(config, output, rng))
     }
 
     /// Weight angles, delta angles and norm ratios of every conv and linear layer on the
     /// batch `(x, t)` (SPEC section 4).
     pub fn alignment(&self, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
-        match self {
-            Self::Mlp { model, .. } => model.alignment(loss, x, t),
-            Self::ResNet { model, shape, .. } => model.alignment(loss, Self::images(x, *shape), t),
-        }
+        each!(self, n => n.alignment(loss, x, t))
     }
 
     /// Examples per evaluation chunk (smaller for ResNets, whose activations are large).
     pub fn eval_chunk(&self) -> usize {
         match self {
-            Self::Mlp { .. } => 1000,
-            Self::ResNet { .. } => 100,
+            Self::Mlp(_) => 1000,
+            Self::ResNet(_) => 100,
         }
     }
 }
