@@ -1,5 +1,30 @@
 //! Helpers shared by the engine tests.
 
+/// A test written once for every device: `on_each_device! { fn name(device) { ... } }` makes
+/// the module `name` with the tests `cpu` (Burn's `flex` backend) and `wgpu` (a real GPU, or
+/// Mesa's software drivers as in CI), the body seeing `device: Device`.
+macro_rules! on_each_device {
+    ($(#[doc = $doc:expr])* fn $name:ident($device:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($device: burn::tensor::Device) $body
+
+            #[test]
+            fn cpu() {
+                run(burn::tensor::Device::flex())
+            }
+
+            #[test]
+            fn wgpu() {
+                run(crate::wgpu::wgpu_device())
+            }
+        }
+    };
+}
+
 use biofeedback::core::init::{Rng, seeded_rng};
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::trainer::checkpoint::Checkpoint;

@@ -1,9 +1,10 @@
 //! Workspace-level tests of the engine: explicit gradients against Burn's autodiff, the
 //! defining property of each rule, learning on the real MNIST, and wgpu against the CPU.
 
+#[macro_use]
+mod common;
 mod autodiff;
 mod checkpoint;
-mod common;
 mod conv_rules;
 mod golden;
 mod image_folder;

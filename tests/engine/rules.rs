@@ -76,9 +76,8 @@ fn wm_mirror_steps_alone_align_b_with_w_transpose() {
     }
 }
 
-#[test]
-fn ss_sends_deltas_through_the_signs_of_w_only() {
-    let device = Device::flex();
+on_each_device! {
+fn ss_sends_deltas_through_the_signs_of_w_only(device) {
     let mut net = mlp(Rule::Ss, 6, &device);
     train(&mut net, &mut sgd(0.9, false, 1e-3), 20, |_| {});
     // The delta the output layer sends down is `d · (s sign(W^T))^T` with one scale s: the
@@ -114,9 +113,9 @@ fn ss_sends_deltas_through_the_signs_of_w_only() {
         "one magnitude for every element of B"
     );
 }
-#[test]
-fn delta_angles_equal_a_direct_computation() {
-    let device = Device::flex();
+}
+on_each_device! {
+fn delta_angles_equal_a_direct_computation(device) {
     let mut r = rng(17);
     let mut config = MlpConfig::new(6, vec![5], 3);
     config.rule = Rule::Fa;
@@ -212,13 +211,13 @@ fn delta_angles_equal_a_direct_computation() {
         );
     }
 }
+}
 
+on_each_device! {
 /// Direct feedback alignment: every layer receives the output error `e` through its own
 /// fixed `B_l` of shape `[width_l, classes]`, `delta_l = phi'(.) * (e · B_l^T)`, whatever the
 /// layers above it do; the `B_l` never change while `W` learns.
-#[test]
-fn dfa_sends_the_output_error_to_every_layer_through_its_own_fixed_b() {
-    let device = Device::flex();
+fn dfa_sends_the_output_error_to_every_layer_through_its_own_fixed_b(device) {
     let mut config = MlpConfig::new(20, vec![16, 12], 5);
     config.rule = Rule::Dfa;
     let mut net = config.init(&mut rng(7), &device);
@@ -265,4 +264,5 @@ fn dfa_sends_the_output_error_to_every_layer_through_its_own_fixed_b() {
             "layer {k}: not backprop's delta ({off:.2} degrees)"
         );
     }
+}
 }
