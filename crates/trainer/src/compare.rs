@@ -5,6 +5,7 @@
 //! | layer angles (final): run | fc1 W | fc1 delta | fc2 W | ...
 //! ```
 
+use crate::records::figure_text;
 use crate::run_record::{self, RunRecord};
 use std::fmt::Write;
 
@@ -65,15 +66,11 @@ pub fn markdown(runs: &[RunRecord]) -> String {
         for layer in &layers {
             match run.last_alignment(layer) {
                 Some(a) => {
-                    let cell = |x: f64| match x.is_nan() {
-                        true => "-".to_string(),
-                        false => format!("{x:.1}"),
-                    };
                     let _ = write!(
                         out,
                         " {} | {} |",
-                        cell(a.weight_angle_deg),
-                        cell(a.delta_angle_global_deg)
+                        figure_text(a.weight_angle_deg, 1),
+                        figure_text(a.delta_angle_global_deg, 1)
                     );
                 }
                 None => out.push_str(" - | - |"),

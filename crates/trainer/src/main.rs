@@ -733,11 +733,7 @@ fn eval(
     );
     outln!("layer  weight_angle_deg  delta_angle_global_deg  delta_angle_local_deg  norm_ratio");
     for l in trainer.alignment() {
-        // NaN (undefined: dfa's weight angle and norm ratio) prints as `-`.
-        let cell = |x: f64, decimals: usize| match x.is_nan() {
-            true => "-".to_string(),
-            false => format!("{x:.decimals$}"),
-        };
+        let cell = biofeedback_trainer::records::figure_text;
         outln!(
             "{:<6} {:>16}  {:>22}  {:>21}  {:>10}",
             l.layer,

@@ -46,6 +46,15 @@ fn figure<const D: i32, S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error>
     }
 }
 
+/// An alignment figure for a table or a log line, with `decimals` decimals, or `-` where it is
+/// undefined (NaN: dfa's weight angle and norm ratio).
+pub fn figure_text(x: f64, decimals: usize) -> String {
+    match x.is_nan() {
+        true => "-".to_string(),
+        false => format!("{x:.decimals$}"),
+    }
+}
+
 /// An alignment figure that may be an empty field (read as NaN, see [`figure`]; a `NaN`
 /// written by earlier versions reads too).
 fn or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {

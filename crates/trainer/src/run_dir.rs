@@ -303,9 +303,10 @@ pub fn summary_line(report: &EpochReport, epochs: usize) -> String {
 
 /// An angle for the log, `12.3°`, or `-` where it is undefined (NaN: `dfa`'s weight angle).
 pub fn degrees(angle: f64) -> String {
+    let text = crate::records::figure_text(angle, 1);
     match angle.is_nan() {
-        true => "-".to_string(),
-        false => format!("{angle:.1}°"),
+        true => text,
+        false => text + "°",
     }
 }
 
