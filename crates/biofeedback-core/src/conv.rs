@@ -1,6 +1,7 @@
 //! The feedback convolution: a 2-D convolution whose backward pass sends the teaching signal
 //! through its own kernel-shaped `B`.
 
+use crate::conv_cpu;
 use crate::feedback::Feedback;
 use crate::init::{Init, Rng};
 use crate::rule::Rule;
@@ -99,7 +100,8 @@ impl FeedbackConv2d {
     /// # Shapes
     /// `x`: `[n, c_in, h, w]` → `[n, c_out, (h + 2p - k) / s + 1, (w + 2p - k) / s + 1]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(x, self.weight.clone(), None, self.options())
+        conv_cpu::conv2d(&x, &self.weight, self.stride, self.padding)
+            .unwrap_or_else(|| conv2d(x, self.weight.clone(), None, self.options()))
     }
 
     /// The feedback kernel this rule uses now ([`Feedback::matrix`]), `[c_out, c_in, k, k]`.
@@ -127,8 +129,19 @@ impl FeedbackConv2d {
     ) -> ConvBackward {
         let [_, _, h, w] = x.dims();
         let delta_in = feedback.map(|b| self.delta_through(delta.clone(), b, [h, w]));
-        let weight = conv2d_weight_backward(x, self.weight.clone(), delta, self.options());
+        let weight = self.weight_gradient(x, delta);
         ConvBackward { weight, delta_in }
+    }
+
+    /// The kernel gradient `corr(x, delta)`, summed over the batch and the positions.
+    ///
+    /// # Shapes
+    /// `x`: `[n, c_in, h, w]`, `delta`: `[n, c_out, h', w']` → `[c_out, c_in, k, k]`.
+    pub fn weight_gradient(&self, x: Tensor<4>, delta: Tensor<4>) -> Tensor<4> {
+        let (s, p, kernel) = (self.stride, self.padding, self.weight.dims());
+        conv_cpu::weight_gradient(&x, &delta, kernel, s, p).unwrap_or_else(|| {
+            conv2d_weight_backward(x, self.weight.clone(), delta, self.options())
+        })
     }
 
     /// `conv_transpose(delta, kernel)` at the input size `[h, w]` (a strided conv maps several

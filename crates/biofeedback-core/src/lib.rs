@@ -34,6 +34,7 @@ pub mod activation;
 pub mod alignment;
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_cpu;
 pub mod error;
 pub mod feedback;
 pub mod init;

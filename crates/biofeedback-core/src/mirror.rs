@@ -18,8 +18,6 @@ use crate::conv::FeedbackConv2d;
 use crate::feedback::Feedback;
 use crate::init::{Rng, gaussian};
 use crate::linear::FeedbackLinear;
-use burn::tensor::module::conv2d_weight_backward;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -143,8 +141,7 @@ pub fn mirror_step_conv(
     let y = activation.forward(layer.forward(x.clone()));
     let [n, _, h, w] = y.dims();
     let y = y.clone() - y.mean_dim(0).mean_dim(2).mean_dim(3);
-    let options = ConvOptions::new([layer.stride; 2], [layer.padding; 2], [1, 1], 1);
-    let covariance = conv2d_weight_backward(x, layer.weight.clone(), y, options);
+    let covariance = layer.weight_gradient(x, y);
     let k = layer.kernel();
     let inside = |a: usize, out: usize| {
         (0..out)

@@ -1,0 +1,488 @@
+//! The forward convolution and the kernel gradient of the CPU (`flex`) path as im2col and
+//! one GEMM per chunk of whole images, the chunks in parallel.
+//!
+//! Burn's `flex` backend computes the kernel gradient as a convolution of the input by the
+//! output gradient (`[c_in, n, h, w]` by `[c_out, n, h', w']`), whose products have `k * k`
+//! = 9 columns: the narrow `x1x6` AVX-512 kernel that issue 14's profile found under 45% of
+//! the ResNet step. Its forward pass convolves image by image, 512 output positions at a time,
+//! each tile's GEMM on one thread. Here, with `K = c_in k k`:
+//!
+//! ```text
+//! im2col      col[(ci, a, b), (i, p)] = x[i, ci, p_y s + a - pad, p_x s + b - pad]   (0 outside)
+//! forward     y[i, :, p]  = W · col[:, (i, p)]          [c_out, K] x [K, chunk h'w']
+//! kernel grad dW          = sum_chunks delta · col^T    [c_out, chunk h'w'] x [chunk h'w', K]
+//! ```
+//!
+//! so the kernel gradient's long dimension is the chunk's positions, its output the whole
+//! `[c_out, K]` kernel. Each rayon worker takes whole chunks with a single-threaded GEMM (the
+//! `gemm` crate, as flex uses, AVX-512 picked at run time) and keeps its im2col buffer
+//! between calls; a chunk holds at most [`CHUNK_FLOATS`] im2col entries, so the buffers stay
+//! bounded at ImageNet sizes (a ResNet-18 `layer1` conv at 224x224 has 1.8 M entries per
+//! image).
+//!
+//! The input gradient stays Burn's `conv_transpose2d`: a col2im version (the GEMM
+//! `B^T · delta`, then scattering `K` rows back) and, at stride 1, a forward convolution by
+//! the flipped kernel were measured no faster (`docs/performance.md`).
+//!
+//! Every function here returns `None` when its tensors are not plain `f32` tensors of the
+//! `flex` backend (a `wgpu` tensor, an autodiff-tracked tensor), and the caller then uses
+//! Burn's own op. `BIOFEEDBACK_CPU_CONV=burn` in the environment turns this path off (Burn's
+//! ops everywhere), which is how `docs/performance.md` measures the two side by side.
+
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_flex::{Flex, FlexTensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// The largest im2col buffer of one chunk of images, in floats (2 MiB: a worker's chunk stays
+/// in its core's caches), unless one image alone needs more.
+pub const CHUNK_FLOATS: usize = 1 << 19;
+
+/// Whether this path is on: unless `BIOFEEDBACK_CPU_CONV=burn` is set.
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_CPU_CONV").map_or(true, |v| v != "burn"))
+}
+
+/// A convolution's sizes: input `[n, c_in, h, w]`, kernel `[c_out, c_in, k, k]`, stride `s`,
+/// zero padding `pad` on every side, output `[n, c_out, oh, ow]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geometry {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    /// `None` when the kernel does not fit in the padded input.
+    fn new(
+        [n, c_in, h, w]: [usize; 4],
+        [c_out, c_in_w, k, k2]: [usize; 4],
+        stride: usize,
+        pad: usize,
+    ) -> Option<Self> {
+        let out = |side: usize| (side + 2 * pad).checked_sub(k).map(|r| r / stride + 1);
+        (c_in == c_in_w && k == k2 && stride > 0).then_some(())?;
+        Some(Self {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            pad,
+            oh: out(h)?,
+            ow: out(w)?,
+        })
+    }
+
+    /// Output positions per image, `h' w'`.
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Rows of the im2col matrix, `K = c_in k k`.
+    fn rows(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// Images per chunk: at most [`CHUNK_FLOATS`] im2col entries (at least one image), and
+    /// at least as many chunks as rayon has threads, which take the chunks in parallel (each
+    /// with a single-threaded GEMM).
+    fn per_chunk(&self) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        let fit = CHUNK_FLOATS / (self.rows() * self.ohw()).max(1);
+        fit.clamp(1, self.n.div_ceil(threads).max(1))
+    }
+
+    /// The output positions `o < out` whose input index `o s + tap - pad` lies in
+    /// `[0, size)`: one side's valid span for kernel tap `tap`.
+    fn span(&self, tap: usize, size: usize, out: usize) -> Range<usize> {
+        let s = self.stride;
+        let hi = if size + self.pad > tap {
+            ((size + self.pad - tap - 1) / s + 1).min(out)
+        } else {
+            0
+        };
+        let lo = if tap >= self.pad {
+            0
+        } else {
+            (self.pad - tap).div_ceil(s)
+        };
+        lo.min(hi)..hi
+    }
+}
+
+/// The `f32` storage of a plain flex tensor (made contiguous), or `None`.
+fn flex_f32(tensor: &Tensor<4>) -> Option<FlexTensor> {
+    if !enabled() {
+        return None;
+    }
+    let t = tensor.clone().try_into_primitive::<Flex>().ok()?;
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    Some(if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    })
+}
+
+/// The elements of a contiguous flex tensor, in order.
+fn elements(t: &FlexTensor) -> &[f32] {
+    let start = t.layout().start_offset();
+    &t.storage::<f32>()[start..start + t.layout().num_elements()]
+}
+
+/// A strided view of a matrix: element `(r, c)` is `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose, as a view of the same data.
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Whether every element the view names lies in `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` row-major
+/// `[lhs.rows, rhs.cols]`, through the `gemm` crate (the GEMM flex uses, AVX-512 kernels
+/// picked at run time), on the calling thread (the chunks are what runs in parallel).
+fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
+    assert_eq!(dst.len(), m * n, "matmul: destination size");
+    assert!(
+        lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: view out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = Parallelism::None;
+    let stride = |s: usize| s as isize;
+    // SAFETY: `dst` holds `m * n` elements, written row-major (column stride 1, row stride
+    // `n`); every element that `lhs` and `rhs` name lies in their slices (`in_bounds`, all
+    // strides non-negative); `dst` is a unique borrow, so it aliases neither operand.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            stride(n),
+            accumulate,
+            lhs.data.as_ptr(),
+            stride(lhs.cs),
+            stride(lhs.rs),
+            rhs.data.as_ptr(),
+            stride(rhs.cs),
+            stride(rhs.rs),
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// im2col of the images `images` of `x` (`[n, c_in, h, w]`) into `col`, `[K, |images| h'w']`
+/// row-major; every entry is written (zeros where the kernel reads padding).
+fn im2col(x: &[f32], g: &Geometry, images: Range<usize>, col: &mut [f32]) {
+    let (ohw, k, s) = (g.ohw(), g.k, g.stride);
+    let cols = images.len() * ohw;
+    col.chunks_mut(cols).enumerate().for_each(|(r, row)| {
+        let (ci, a, b) = (r / (k * k), (r / k) % k, r % k);
+        let xs = g.span(b, g.w, g.ow);
+        for (i, image) in images.clone().enumerate() {
+            let plane = &x[(image * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
+            let out = &mut row[i * ohw..][..ohw];
+            for (oy, dst) in out.chunks_exact_mut(g.ow).enumerate() {
+                let iy = (oy * s + a) as isize - g.pad as isize;
+                if iy < 0 || iy >= g.h as isize || xs.is_empty() {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src = &plane[iy as usize * g.w..][..g.w];
+                dst[..xs.start].fill(0.0);
+                dst[xs.end..].fill(0.0);
+                let first = xs.start * s + b - g.pad;
+                if s == 1 {
+                    dst[xs.clone()].copy_from_slice(&src[first..first + xs.len()]);
+                } else {
+                    for (d, x) in dst[xs.clone()]
+                        .iter_mut()
+                        .zip(src[first..].iter().step_by(s))
+                    {
+                        *d = *x;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `[|images|, c, p]` (image-major, as tensors are stored) to `[c, |images| p]`
+/// (channel-major, as the GEMMs read it).
+fn channel_major(src: &[f32], images: usize, c: usize, p: usize, dst: &mut [f32]) {
+    dst.chunks_mut(p).enumerate().for_each(|(q, out)| {
+        let (ch, i) = (q / images, q % images);
+        out.copy_from_slice(&src[(i * c + ch) * p..][..p]);
+    });
+}
+
+/// `[c, |images| p]` back to `[|images|, c, p]`.
+fn image_major(src: &[f32], images: usize, c: usize, p: usize, dst: &mut [f32]) {
+    dst.chunks_mut(p).enumerate().for_each(|(q, out)| {
+        let (i, ch) = (q / c, q % c);
+        out.copy_from_slice(&src[(ch * images + i) * p..][..p]);
+    });
+}
+
+thread_local! {
+    /// Each worker's im2col and gather buffers, kept between calls: allocating them per call
+    /// cost a fifth of the time in page faults and TLB shootdowns.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's two scratch buffers (`f` must not call back into this module
+/// on the same thread).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffers = cell.borrow_mut();
+        let (a, b) = &mut *buffers;
+        f(a, b)
+    })
+}
+
+/// A flex tensor of `shape` holding `values`.
+fn tensor(values: Vec<f32>, shape: [usize; 4], like: &Tensor<4>) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(values, shape), &like.device())
+}
+
+/// `conv(x, W)`: `x` `[n, c_in, h, w]`, `weight` `[c_out, c_in, k, k]` → `[n, c_out, h', w']`,
+/// `h' = (h + 2 pad - k) / stride + 1`.
+pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> Option<Tensor<4>> {
+    let g = Geometry::new(x.dims(), weight.dims(), stride, pad)?;
+    let (xf, wf) = (flex_f32(x)?, flex_f32(weight)?);
+    let y = forward(elements(&xf), elements(&wf), &g);
+    Some(tensor(y, [g.n, g.c_out, g.oh, g.ow], x))
+}
+
+/// The forward convolution of `x` (`[n, c_in, h, w]`) by `w` (`[c_out, c_in, k, k]`), laid
+/// out as `g` says: `[n, c_out, h', w']`.
+fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
+    let (ohw, rows, per) = (g.ohw(), g.rows(), g.per_chunk());
+    let mut y = vec![0.0f32; g.n * g.c_out * ohw];
+    y.par_chunks_mut(per * g.c_out * ohw)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            with_scratch(|col, product| {
+                let images = chunk * per..(chunk * per + per).min(g.n);
+                let cols = images.len() * ohw;
+                col.resize(rows * cols, 0.0);
+                im2col(xs, g, images.clone(), col);
+                let lhs = Mat::row_major(ws, g.c_out, rows);
+                let rhs = Mat::row_major(col, rows, cols);
+                if images.len() == 1 {
+                    matmul(out, false, lhs, rhs);
+                } else {
+                    product.resize(g.c_out * cols, 0.0);
+                    matmul(product, false, lhs, rhs);
+                    image_major(product, images.len(), g.c_out, ohw, out);
+                }
+            })
+        });
+    y
+}
+
+/// The output gradient of the images `images` as `[c_out, |images| h'w']`: borrowed when it
+/// is one image, else gathered into `buffer`.
+fn delta_columns<'a>(
+    delta: &'a [f32],
+    g: &Geometry,
+    images: &Range<usize>,
+    buffer: &'a mut Vec<f32>,
+) -> Mat<'a> {
+    let (ohw, c) = (g.ohw(), g.c_out);
+    let chunk = &delta[images.start * c * ohw..images.end * c * ohw];
+    let cols = images.len() * ohw;
+    if images.len() == 1 {
+        return Mat::row_major(chunk, c, cols);
+    }
+    buffer.resize(c * cols, 0.0);
+    channel_major(chunk, images.len(), c, ohw, buffer);
+    Mat::row_major(buffer, c, cols)
+}
+
+/// The kernel gradient `corr(x, delta)` of a convolution with kernel shape `kernel`
+/// (`[c_out, c_in, k, k]`): `x` `[n, c_in, h, w]`, `delta` `[n, c_out, h', w']` →
+/// `[c_out, c_in, k, k]`, summed over the batch and the positions.
+pub fn weight_gradient(
+    x: &Tensor<4>,
+    delta: &Tensor<4>,
+    kernel: [usize; 4],
+    stride: usize,
+    pad: usize,
+) -> Option<Tensor<4>> {
+    let g = Geometry::new(x.dims(), kernel, stride, pad)?;
+    if delta.dims() != [g.n, g.c_out, g.oh, g.ow] {
+        return None;
+    }
+    let (xf, df) = (flex_f32(x)?, flex_f32(delta)?);
+    let (xs, ds) = (elements(&xf), elements(&df));
+    let (ohw, rows, per) = (g.ohw(), g.rows(), g.per_chunk());
+    let chunks = g.n.div_ceil(per);
+    let images = |chunk: usize| chunk * per..(chunk * per + per).min(g.n);
+
+    // dW = sum over chunks of delta · col^T: the chunks are split into one contiguous group
+    // per thread, each group accumulates into its own `[c_out, K]`, and the groups' sums are
+    // added.
+    let groups = rayon::current_num_threads().clamp(1, chunks);
+    let sum = (0..groups)
+        .into_par_iter()
+        .map(|group| {
+            let mut acc = vec![0.0f32; g.c_out * rows];
+            let mine = group * chunks / groups..(group + 1) * chunks / groups;
+            with_scratch(|col, gathered| {
+                for (i, chunk) in mine.enumerate() {
+                    let images = images(chunk);
+                    let cols = images.len() * ohw;
+                    col.resize(rows * cols, 0.0);
+                    im2col(xs, &g, images.clone(), col);
+                    let delta_t = delta_columns(ds, &g, &images, gathered);
+                    matmul(
+                        &mut acc,
+                        i > 0,
+                        delta_t,
+                        Mat::row_major(col, rows, cols).t(),
+                    );
+                }
+            });
+            acc
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+            a
+        });
+    let sum = sum.unwrap_or_else(|| vec![0.0; g.c_out * rows]);
+    Some(tensor(sum, kernel, delta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor_io::to_vec;
+    use burn::tensor::module::{conv2d as burn_conv2d, conv2d_weight_backward};
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Device, Distribution};
+
+    fn assert_close(ours: Tensor<4>, burn: Tensor<4>, what: &str) {
+        assert_eq!(ours.dims(), burn.dims(), "{what}: shape");
+        let (a, b) = (to_vec(ours), to_vec(burn));
+        let diff: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum();
+        let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+        let rel = (diff / norm.max(1e-30)).sqrt();
+        assert!(rel < 1e-6, "{what}: relative error {rel:e}");
+    }
+
+    /// Both products equal Burn's ops (its conv and its kernel gradient) for every shape a
+    /// ResNet uses, odd sizes, a padding wider than the kernel's reach, and
+    /// batches split into several chunks.
+    #[test]
+    fn the_gemm_convolutions_equal_burns() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        // (n, c_in, c_out, k, stride, pad, side)
+        for (n, ci, co, k, s, p, side) in [
+            (2, 3, 4, 3, 1, 1, 8),
+            (3, 5, 6, 3, 2, 1, 7),
+            (2, 4, 8, 1, 2, 0, 8),
+            (2, 4, 3, 1, 1, 0, 5),
+            (2, 3, 4, 7, 2, 3, 15),
+            (2, 2, 3, 3, 1, 2, 4),
+            (1, 3, 2, 3, 3, 0, 10),
+            // several images per chunk, several chunks
+            (9, 64, 16, 3, 1, 1, 32),
+        ] {
+            let case = format!("n {n} c {ci}->{co} k {k} s {s} p {p} side {side}");
+            let x = Tensor::<4>::random([n, ci, side, side], normal, &device);
+            let w = Tensor::<4>::random([co, ci, k, k], normal, &device);
+            let options = ConvOptions::new([s, s], [p, p], [1, 1], 1);
+            let y = conv2d(&x, &w, s, p).expect("flex f32");
+            assert_close(
+                y.clone(),
+                burn_conv2d(x.clone(), w.clone(), None, options.clone()),
+                &case,
+            );
+
+            let delta = Tensor::<4>::random(y.dims(), normal, &device);
+            let dw = weight_gradient(&x, &delta, w.dims(), s, p).unwrap();
+            let burn_dw = conv2d_weight_backward(x.clone(), w.clone(), delta.clone(), options);
+            assert_close(dw, burn_dw, &format!("{case}: kernel gradient"));
+        }
+    }
+
+    #[test]
+    fn tensors_of_an_autodiff_device_are_left_to_burn() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::random([1, 2, 4, 4], Distribution::Default, &device).require_grad();
+        let w = Tensor::<4>::random([3, 2, 3, 3], Distribution::Default, &device);
+        assert!(conv2d(&x, &w, 1, 1).is_none());
+    }
+}
