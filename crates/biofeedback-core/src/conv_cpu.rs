@@ -388,9 +388,9 @@ pub fn weight_gradient(
 
     // dW = sum over chunks of delta · col^T: the chunks are split into one contiguous group
     // per thread, each group accumulates into its own `[c_out, K]`, and the groups' sums are
-    // added.
+    // added in group order (so a given thread count always adds in the same order).
     let groups = rayon::current_num_threads().clamp(1, chunks);
-    let sum = (0..groups)
+    let partial: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
         .map(|group| {
             let mut acc = vec![0.0f32; g.c_out * rows];
@@ -402,20 +402,17 @@ pub fn weight_gradient(
                     col.resize(rows * cols, 0.0);
                     im2col(xs, &g, images.clone(), col);
                     let delta_t = delta_columns(ds, &g, &images, gathered);
-                    matmul(
-                        &mut acc,
-                        i > 0,
-                        delta_t,
-                        Mat::row_major(col, rows, cols).t(),
-                    );
+                    let col_t = Mat::row_major(col, rows, cols).t();
+                    matmul(&mut acc, i > 0, delta_t, col_t);
                 }
             });
             acc
         })
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
-            a
-        });
+        .collect();
+    let sum = partial.into_iter().reduce(|mut a, b| {
+        a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+        a
+    });
     let sum = sum.unwrap_or_else(|| vec![0.0; g.c_out * rows]);
     Some(tensor(sum, kernel, delta))
 }
