@@ -64,7 +64,8 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// `None` when the kernel does not fit in the padded input.
+    /// `None` when the kernel does not fit in the padded input, or a size is zero (left to
+    /// Burn's ops).
     fn new(
         [n, c_in, h, w]: [usize; 4],
         [c_out, c_in_w, k, k2]: [usize; 4],
@@ -72,7 +73,8 @@ impl Geometry {
         pad: usize,
     ) -> Option<Self> {
         let out = |side: usize| (side + 2 * pad).checked_sub(k).map(|r| r / stride + 1);
-        (c_in == c_in_w && k == k2 && stride > 0).then_some(())?;
+        let nonzero = [n, c_in, h, w, c_out, k, stride].iter().all(|&d| d > 0);
+        (nonzero && c_in == c_in_w && k == k2).then_some(())?;
         Some(Self {
             n,
             c_in,
@@ -475,11 +477,18 @@ mod tests {
         }
     }
 
+    /// Autodiff-tracked tensors and empty batches are left to Burn's ops (`None`).
     #[test]
-    fn tensors_of_an_autodiff_device_are_left_to_burn() {
+    fn what_this_path_does_not_take_is_left_to_burn() {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::random([1, 2, 4, 4], Distribution::Default, &device).require_grad();
         let w = Tensor::<4>::random([3, 2, 3, 3], Distribution::Default, &device);
         assert!(conv2d(&x, &w, 1, 1).is_none());
+        let device = Device::flex();
+        let empty = Tensor::<4>::zeros([0, 2, 4, 4], &device);
+        let w = Tensor::<4>::random([3, 2, 3, 3], Distribution::Default, &device);
+        let delta = Tensor::<4>::zeros([0, 3, 4, 4], &device);
+        assert!(conv2d(&empty, &w, 1, 1).is_none());
+        assert!(weight_gradient(&empty, &delta, w.dims(), 1, 1).is_none());
     }
 }
