@@ -169,20 +169,8 @@ impl FeedbackConv2d {
 mod tests {
     use super::*;
     use crate::init::seeded_rng;
-    use crate::tensor_io::to_vec;
+    use crate::tensor_io::{relative_error as rel_err, to_vec};
     use burn::tensor::Distribution;
-
-    fn rel_err<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
-        let (a, b) = (to_vec(a), to_vec(b));
-        assert_eq!(a.len(), b.len());
-        let diff: f64 = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| ((x - y) as f64).powi(2))
-            .sum();
-        let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-        (diff / norm.max(1e-30)).sqrt()
-    }
 
     /// Backprop's explicit conv backward equals Burn's autodiff, for every shape a ResNet
     /// uses: 3x3/1, 3x3/2 (odd and even inputs), 1x1/2 shortcuts, the 7x7/2 stem.

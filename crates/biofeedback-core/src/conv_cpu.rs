@@ -422,21 +422,14 @@ pub fn weight_gradient(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor_io::to_vec;
+    use crate::tensor_io::relative_error;
     use burn::tensor::module::{conv2d as burn_conv2d, conv2d_weight_backward};
     use burn::tensor::ops::ConvOptions;
     use burn::tensor::{Device, Distribution};
 
     fn assert_close(ours: Tensor<4>, burn: Tensor<4>, what: &str) {
         assert_eq!(ours.dims(), burn.dims(), "{what}: shape");
-        let (a, b) = (to_vec(ours), to_vec(burn));
-        let diff: f64 = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| ((x - y) as f64).powi(2))
-            .sum();
-        let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-        let rel = (diff / norm.max(1e-30)).sqrt();
+        let rel = relative_error(ours, burn);
         assert!(rel < 1e-6, "{what}: relative error {rel:e}");
     }
 
