@@ -108,6 +108,11 @@ impl Geometry {
         fit.clamp(1, self.n.div_ceil(threads).max(1))
     }
 
+    /// The images of chunk number `chunk` when chunks hold `per` images.
+    fn chunk(&self, chunk: usize, per: usize) -> Range<usize> {
+        chunk * per..(chunk * per + per).min(self.n)
+    }
+
     /// The output positions `o < out` whose input index `o s + tap - pad` lies in
     /// `[0, size)`: one side's valid span for kernel tap `tap`.
     fn span(&self, tap: usize, size: usize, out: usize) -> Range<usize> {
@@ -199,16 +204,6 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
         lhs.in_bounds() && rhs.in_bounds(),
         "matmul: view out of bounds"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    let parallelism = Parallelism::None;
     let stride = |s: usize| s as isize;
     // SAFETY: `dst` holds `m * n` elements, written row-major (column stride 1, row stride
     // `n`); every element that `lhs` and `rhs` name lies in their slices (`in_bounds`, all
@@ -234,7 +229,7 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         );
     }
 }
@@ -331,7 +326,7 @@ fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
         .enumerate()
         .for_each(|(chunk, out)| {
             with_scratch(|col, product| {
-                let images = chunk * per..(chunk * per + per).min(g.n);
+                let images = g.chunk(chunk, per);
                 let cols = images.len() * ohw;
                 col.resize(rows * cols, 0.0);
                 im2col(xs, g, images.clone(), col);
@@ -386,7 +381,6 @@ pub fn weight_gradient(
     let (xs, ds) = (elements(&xf), elements(&df));
     let (ohw, rows, per) = (g.ohw(), g.rows(), g.per_chunk());
     let chunks = g.n.div_ceil(per);
-    let images = |chunk: usize| chunk * per..(chunk * per + per).min(g.n);
 
     // dW = sum over chunks of delta · col^T: the chunks are split into one contiguous group
     // per thread, each group accumulates into its own `[c_out, K]`, and the groups' sums are
@@ -399,7 +393,7 @@ pub fn weight_gradient(
             let mine = group * chunks / groups..(group + 1) * chunks / groups;
             with_scratch(|col, gathered| {
                 for (i, chunk) in mine.enumerate() {
-                    let images = images(chunk);
+                    let images = g.chunk(chunk, per);
                     let cols = images.len() * ohw;
                     col.resize(rows * cols, 0.0);
                     im2col(xs, &g, images.clone(), col);
