@@ -41,7 +41,11 @@ impl Activation {
         match self {
             Activation::Sigmoid => g * (y.clone() * (y.neg() + 1.0)),
             Activation::Tanh => g * (y.square().neg() + 1.0),
-            Activation::Relu => g.mask_fill(y.lower_equal_elem(0.0), 0.0),
+            // One pass on the CPU; Burn's ops elsewhere (wgpu), with the same result.
+            Activation::Relu => match crate::cpu_fused::relu_backward(&y, g) {
+                Ok(masked) => masked,
+                Err(g) => g.mask_fill(y.lower_equal_elem(0.0), 0.0),
+            },
             Activation::Identity => g,
         }
     }

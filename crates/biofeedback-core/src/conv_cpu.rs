@@ -29,8 +29,9 @@
 //! Burn's own op. `BIOFEEDBACK_CPU_CONV=burn` in the environment turns this path off (Burn's
 //! ops everywhere), which is how `docs/performance.md` measures the two side by side.
 
-use burn::tensor::{DType, Tensor, TensorData};
-use burn_flex::{Flex, FlexTensor};
+use crate::flex_f32::{elements, view};
+use burn::tensor::{Tensor, TensorData};
+use burn_flex::FlexTensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -131,26 +132,13 @@ impl Geometry {
     }
 }
 
-/// The `f32` storage of a plain flex tensor (made contiguous), or `None`.
+/// The `f32` storage of a plain flex tensor (made contiguous), or `None` (also when this path
+/// is off).
 fn flex_f32(tensor: &Tensor<4>) -> Option<FlexTensor> {
     if !enabled() {
         return None;
     }
-    let t = tensor.clone().try_into_primitive::<Flex>().ok()?;
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    Some(if t.is_contiguous() {
-        t
-    } else {
-        t.to_contiguous()
-    })
-}
-
-/// The elements of a contiguous flex tensor, in order.
-fn elements(t: &FlexTensor) -> &[f32] {
-    let start = t.layout().start_offset();
-    &t.storage::<f32>()[start..start + t.layout().num_elements()]
+    view(tensor)
 }
 
 /// A strided view of a matrix: element `(r, c)` is `data[r * rs + c * cs]`.

@@ -106,6 +106,22 @@ pub fn update<const D: usize>(
     lr: f64,
     decay: bool,
 ) -> Tensor<D> {
+    // One pass on the CPU; Burn's ops elsewhere (wgpu), with the same result.
+    match crate::cpu_fused::sgd_update(param, &grad, velocity, config, lr, decay) {
+        Ok(updated) => updated,
+        Err(param) => update_by_ops(param, grad, velocity, config, lr, decay),
+    }
+}
+
+/// [`update`] as Burn's element-wise ops, on any backend.
+pub(crate) fn update_by_ops<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    velocity: &mut Option<Tensor<D>>,
+    config: SgdConfig,
+    lr: f64,
+    decay: bool,
+) -> Tensor<D> {
     let grad = if decay && config.weight_decay != 0.0 {
         grad + param.clone().mul_scalar(config.weight_decay)
     } else {
