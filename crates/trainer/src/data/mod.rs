@@ -536,18 +536,31 @@ impl Source for Dataset {
         let p = self.crop_pad;
         let (dy, dx) = (rng.random_range(0..=2 * p), rng.random_range(0..=2 * p));
         let flip = self.flip && rng.random_bool(0.5);
+        // Output pixel x of a row reads source pixel x + shift (x' = w - 1 - x when flipped),
+        // inside the image for x in lo..hi: a row is pads, one copied run, pads.
+        let shift = dx as isize - p as isize;
+        let lo = (-shift).clamp(0, w as isize) as usize;
+        let hi = (w as isize - shift).clamp(lo as isize, w as isize) as usize;
+        out.reserve(c * h * w);
         for ch in 0..c {
             let pad = self.pad_value.get(ch).copied().unwrap_or(0.0);
             let plane = &image[ch * h * w..(ch + 1) * h * w];
             for y in 0..h {
-                let sy = (y + dy).checked_sub(p).filter(|&v| v < h);
-                for x in 0..w {
-                    let x = if flip { w - 1 - x } else { x };
-                    let sx = (x + dx).checked_sub(p).filter(|&v| v < w);
-                    out.push(match (sy, sx) {
-                        (Some(sy), Some(sx)) => plane[sy * w + sx],
-                        _ => pad,
-                    });
+                let start = out.len();
+                match (y + dy).checked_sub(p).filter(|&v| v < h) {
+                    Some(sy) => {
+                        let row = &plane[sy * w..(sy + 1) * w];
+                        out.resize(start + lo, pad);
+                        if hi > lo {
+                            let first = (lo as isize + shift) as usize;
+                            out.extend_from_slice(&row[first..first + (hi - lo)]);
+                        }
+                        out.resize(start + w, pad);
+                    }
+                    None => out.resize(start + w, pad),
+                }
+                if flip {
+                    out[start..].reverse();
                 }
             }
         }
@@ -574,6 +587,65 @@ mod tests {
         let mut firsts = across_classes(&set, 3);
         firsts.sort();
         assert_eq!(firsts, [0, 4, 6]);
+    }
+
+    /// The crop of `set`'s image 0 at shift `(dy, dx)`, pixel by pixel.
+    fn crop_pixelwise(set: &Dataset, dy: usize, dx: usize, flip: bool) -> Vec<f32> {
+        let [c, h, w] = set.shape();
+        let p = set.crop_pad;
+        let mut img = Vec::new();
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let x = if flip { w - 1 - x } else { x };
+                    let sy = (y + dy).checked_sub(p).filter(|&v| v < h);
+                    let sx = (x + dx).checked_sub(p).filter(|&v| v < w);
+                    img.push(match (sy, sx) {
+                        (Some(sy), Some(sx)) => set.images[(ch * h + sy) * w + sx],
+                        _ => set.pad_value[ch],
+                    });
+                }
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn row_wise_crops_are_the_pixelwise_crops_at_every_padding() {
+        // Two 4x4 channels; paddings below, at and beyond the image's width.
+        for pad in [1, 2, 4, 6] {
+            let set = Dataset {
+                images: (0..32).map(|v| v as f32).collect(),
+                labels: vec![0],
+                dim: 32,
+                channels: 2,
+                classes: 1,
+                crop_pad: pad,
+                flip: true,
+                pad_value: vec![-1.0, -2.0],
+            };
+            let mut possible = Vec::new();
+            for flip in [false, true] {
+                for dy in 0..=2 * pad {
+                    for dx in 0..=2 * pad {
+                        possible.push(crop_pixelwise(&set, dy, dx, flip));
+                    }
+                }
+            }
+            let mut seen = Vec::new();
+            for seed in 0..400 {
+                let mut out = vec![7.0];
+                let mut rng = biofeedback_core::init::seeded_rng(seed);
+                set.read(0, Some(&mut rng), &mut out).unwrap();
+                assert_eq!(out[0], 7.0, "pad {pad}: what was in `out` stays");
+                let out = out[1..].to_vec();
+                assert!(possible.contains(&out), "pad {pad}: {out:?}");
+                if !seen.contains(&out) {
+                    seen.push(out);
+                }
+            }
+            assert!(seen.len() >= 10, "pad {pad}: {} distinct crops", seen.len());
+        }
     }
 
     #[test]
