@@ -38,36 +38,109 @@ struct Coefficients {
 }
 
 impl Coefficients {
-    /// `p <- p - lr step` for one element, `v` its velocity (`fresh`: none yet).
-    #[inline(always)]
-    fn apply(self, p: &mut f32, g: f32, v: &mut f32, fresh: bool) {
-        let g = match self.decay {
-            Some(lambda) => g + *p * lambda,
-            None => g,
-        };
-        let step = match self.momentum {
-            Some(mu) => {
-                *v = if fresh { g } else { *v * mu + g };
-                if self.nesterov { g + *v * mu } else { *v }
-            }
-            None => g,
-        };
-        *p -= step * self.lr;
+    /// `p <- p - lr step` over slices of equal length, `v` the velocity (empty without
+    /// momentum; `fresh`: none yet, so `v = g'`).
+    fn run(self, p: &mut [f32], g: &[f32], v: &mut [f32], fresh: bool) {
+        pulp::Arch::new().dispatch(SgdLoop {
+            c: self,
+            p,
+            g,
+            v,
+            fresh,
+        })
     }
 
-    /// [`Coefficients::apply`] over slices of equal length (`v` empty without momentum).
-    fn run(self, p: &mut [f32], g: &[f32], v: &mut [f32], fresh: bool) {
-        if v.is_empty() {
-            let mut none = 0.0;
-            p.iter_mut()
-                .zip(g)
-                .for_each(|(p, &g)| self.apply(p, g, &mut none, fresh));
-        } else {
+    /// [`Coefficients::run`], inlined into pulp's SIMD-enabled caller.
+    #[inline(always)]
+    fn run_inline(self, p: &mut [f32], g: &[f32], v: &mut [f32], fresh: bool) {
+        // One loop per case, so that each is branch-free and vectorized.
+        match (
+            self.decay.is_some(),
+            self.momentum.is_some(),
+            self.nesterov,
+            fresh,
+        ) {
+            (true, true, true, false) => self.each::<true, true, true, false>(p, g, v),
+            (true, true, false, false) => self.each::<true, true, false, false>(p, g, v),
+            (true, true, true, true) => self.each::<true, true, true, true>(p, g, v),
+            (true, true, false, true) => self.each::<true, true, false, true>(p, g, v),
+            (false, true, true, false) => self.each::<false, true, true, false>(p, g, v),
+            (false, true, false, false) => self.each::<false, true, false, false>(p, g, v),
+            (false, true, true, true) => self.each::<false, true, true, true>(p, g, v),
+            (false, true, false, true) => self.each::<false, true, false, true>(p, g, v),
+            (true, false, ..) => self.each::<true, false, false, false>(p, g, v),
+            (false, false, ..) => self.each::<false, false, false, false>(p, g, v),
+        }
+    }
+
+    /// [`Coefficients::run`] for one case, in Burn's order of `f32` operations:
+    /// `g' = g + p lambda`, `v = v mu + g'`, `step = g' + v mu` (Nesterov) or `v`,
+    /// `p = p - step lr`.
+    #[inline(always)]
+    fn each<const DECAY: bool, const MOMENTUM: bool, const NESTEROV: bool, const FRESH: bool>(
+        self,
+        p: &mut [f32],
+        g: &[f32],
+        v: &mut [f32],
+    ) {
+        let lambda = self.decay.unwrap_or(0.0);
+        let mu = self.momentum.unwrap_or(0.0);
+        let lr = self.lr;
+        let update = |p: &mut f32, g: f32, v: Option<&mut f32>| {
+            let g = if DECAY { g + *p * lambda } else { g };
+            let step = match v {
+                Some(v) => {
+                    *v = if FRESH { g } else { *v * mu + g };
+                    if NESTEROV { g + *v * mu } else { *v }
+                }
+                None => g,
+            };
+            *p -= step * lr;
+        };
+        if MOMENTUM {
             p.iter_mut()
                 .zip(g)
                 .zip(v.iter_mut())
-                .for_each(|((p, &g), v)| self.apply(p, g, v, fresh));
+                .for_each(|((p, &g), v)| update(p, g, Some(v)));
+        } else {
+            p.iter_mut().zip(g).for_each(|(p, &g)| update(p, g, None));
         }
+    }
+}
+
+/// The SGD loop over one slice, compiled by pulp for the widest SIMD this CPU has (its
+/// `with_simd` is inlined into a function with those target features, so the loops
+/// vectorize to AVX-512 where there is AVX-512, to SSE on a baseline x86-64).
+struct SgdLoop<'a> {
+    c: Coefficients,
+    p: &'a mut [f32],
+    g: &'a [f32],
+    v: &'a mut [f32],
+    fresh: bool,
+}
+
+impl pulp::WithSimd for SgdLoop<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.c.run_inline(self.p, self.g, self.v, self.fresh)
+    }
+}
+
+/// `g <- g [y > 0]` over one slice, dispatched like [`SgdLoop`].
+struct ReluMask<'a> {
+    g: &'a mut [f32],
+    y: &'a [f32],
+}
+
+impl pulp::WithSimd for ReluMask<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.g
+            .iter_mut()
+            .zip(self.y)
+            .for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g })
     }
 }
 
@@ -163,11 +236,7 @@ pub fn relu_backward<const D: usize>(y: &Tensor<D>, g: Tensor<D>) -> Result<Tens
         _ => return Err(g),
     };
     let mut gs = owned(g)?;
-    let mask = |g: &mut [f32], y: &[f32]| {
-        g.iter_mut()
-            .zip(y)
-            .for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g })
-    };
+    let mask = |g: &mut [f32], y: &[f32]| pulp::Arch::new().dispatch(ReluMask { g, y });
     let (gm, ye) = (elements_mut(&mut gs), elements(&ys));
     if gm.len() < 2 * GRAIN {
         mask(gm, ye);
