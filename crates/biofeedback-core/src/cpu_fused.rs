@@ -149,6 +149,10 @@ impl pulp::WithSimd for ReluMask<'_> {
 /// storage reused when `param` held the only handle, and `velocity` updated in place. `Err`
 /// gives `param` back, `velocity` untouched, when the tensors are not plain flex `f32`
 /// tensors of one size.
+#[expect(
+    clippy::result_large_err,
+    reason = "Err hands the caller's own tensor back by move; boxing it would allocate on every call"
+)]
 pub fn sgd_update<const D: usize>(
     param: Tensor<D>,
     grad: &Tensor<D>,
@@ -230,6 +234,10 @@ pub fn sgd_update<const D: usize>(
 /// storage when `g` held the only handle. A NaN in `y` passes `g` through, as
 /// `g.mask_fill(y <= 0, 0)` does. `Err` gives `g` back when the tensors are not plain flex
 /// `f32` tensors of one size.
+#[expect(
+    clippy::result_large_err,
+    reason = "Err hands the caller's own tensor back by move; boxing it would allocate on every call"
+)]
 pub fn relu_backward<const D: usize>(y: &Tensor<D>, g: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
     let ys = match view(y) {
         Some(ys) if enabled() && y.shape() == g.shape() => ys,

@@ -33,6 +33,10 @@ pub(crate) fn elements(t: &FlexTensor) -> &[f32] {
 /// when it is not a plain, contiguous `f32` flex tensor. The storage is written in place when
 /// this was the only handle on it; otherwise the first write copies it (Burn's copy on
 /// write), so a handle kept elsewhere never sees the change.
+#[expect(
+    clippy::result_large_err,
+    reason = "Err hands the caller's own tensor back by move; boxing it would allocate on every call"
+)]
 pub(crate) fn owned<const D: usize>(tensor: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
     match tensor.clone().try_into_primitive::<Flex>() {
         Ok(t) if t.dtype() == DType::F32 && t.layout().contiguous_offsets().is_some() => {
