@@ -162,18 +162,17 @@ pub fn sgd_update<const D: usize>(
     decay: bool,
 ) -> Result<Tensor<D>, Tensor<D>> {
     let n = param.shape().num_elements();
-    let g = match view(grad) {
-        Some(g) if enabled() && grad.shape().num_elements() == n => g,
-        _ => return Err(param),
+    let same_size = |t: &Tensor<D>| t.shape().num_elements() == n;
+    if !enabled() || !same_size(grad) || !velocity.as_ref().is_none_or(same_size) {
+        return Err(param);
+    }
+    let Some(g) = view(grad) else {
+        return Err(param);
     };
     let momentum = config.momentum != 0.0;
     let mut v = match velocity.take() {
         Some(v) if momentum => match owned(v) {
-            Ok(v) if v.layout().num_elements() == n => Some(v),
-            Ok(v) => {
-                *velocity = Some(tensor(v));
-                return Err(param);
-            }
+            Ok(v) => Some(v),
             Err(v) => {
                 *velocity = Some(v);
                 return Err(param);
@@ -239,9 +238,11 @@ pub fn sgd_update<const D: usize>(
     reason = "Err hands the caller's own tensor back by move; boxing it would allocate on every call"
 )]
 pub fn relu_backward<const D: usize>(y: &Tensor<D>, g: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
-    let ys = match view(y) {
-        Some(ys) if enabled() && y.shape() == g.shape() => ys,
-        _ => return Err(g),
+    if !enabled() || y.shape() != g.shape() {
+        return Err(g);
+    }
+    let Some(ys) = view(y) else {
+        return Err(g);
     };
     let mut gs = owned(g)?;
     let mask = |g: &mut [f32], y: &[f32]| pulp::Arch::new().dispatch(ReluMask { g, y });

@@ -610,6 +610,20 @@ mod tests {
         img
     }
 
+    /// Every crop `set`'s image 0 can give: each shift, flipped and not.
+    fn every_crop(set: &Dataset) -> Vec<Vec<f32>> {
+        let p = set.crop_pad;
+        let mut all = Vec::new();
+        for flip in [false, true] {
+            for dy in 0..=2 * p {
+                for dx in 0..=2 * p {
+                    all.push(crop_pixelwise(set, dy, dx, flip));
+                }
+            }
+        }
+        all
+    }
+
     #[test]
     fn row_wise_crops_are_the_pixelwise_crops_at_every_padding() {
         // Two 4x4 channels; paddings below, at and beyond the image's width.
@@ -624,14 +638,7 @@ mod tests {
                 flip: true,
                 pad_value: vec![-1.0, -2.0],
             };
-            let mut possible = Vec::new();
-            for flip in [false, true] {
-                for dy in 0..=2 * pad {
-                    for dx in 0..=2 * pad {
-                        possible.push(crop_pixelwise(&set, dy, dx, flip));
-                    }
-                }
-            }
+            let possible = every_crop(&set);
             let mut seen = Vec::new();
             for seed in 0..400 {
                 let mut out = vec![7.0];
@@ -662,25 +669,7 @@ mod tests {
             pad_value: vec![-1.0],
         };
         // Every possible output: shifts (dy, dx) in 0..=2 and a flip.
-        let mut possible = Vec::new();
-        for flip in [false, true] {
-            for dy in 0..3usize {
-                for dx in 0..3usize {
-                    let mut img = Vec::new();
-                    for y in 0..3usize {
-                        for x in 0..3usize {
-                            let x = if flip { 2 - x } else { x };
-                            let (sy, sx) = ((y + dy).checked_sub(1), (x + dx).checked_sub(1));
-                            img.push(match (sy.filter(|&v| v < 3), sx.filter(|&v| v < 3)) {
-                                (Some(sy), Some(sx)) => set.images[sy * 3 + sx],
-                                _ => -1.0,
-                            });
-                        }
-                    }
-                    possible.push(img);
-                }
-            }
-        }
+        let possible = every_crop(&set);
         let mut seen = Vec::new();
         for seed in 0..300 {
             let mut out = Vec::new();
