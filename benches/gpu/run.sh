@@ -54,6 +54,14 @@ for model in $MODELS; do
   done
 done
 
+# The conv delta through B: Burn's dedicated conv2d_x_backward kernel (the default above)
+# against conv_transpose2d, on the ResNet-18 step that spends the most in it.
+say "### Conv input gradient: conv_transpose2d instead of conv2d_x_backward (resnet18, 224, batch 64)"
+say
+BIOFEEDBACK_GPU_CONV_X=transpose "$bf" bench --device wgpu --model resnet18 --image-size 224 \
+  --batch-size 64 --steps "$STEPS" --warmup 5 --rounds 5 --rules bp,fa 2>>"$OUT/bench.log" | tee -a "$report"
+say
+
 # CIFAR-10 ResNet-18 (width 64, 32x32 stem), batch 128: an epoch of 50,000 images at this rate.
 say "### CIFAR-10 ResNet-18 (width 64, cifar stem), 32x32, batch 128"
 say

@@ -1,14 +1,15 @@
 //! The `wgpu` device gives the CPU's result for one training step of the MLP, under every
-//! rule.
+//! rule, and the CPU's conv deltas through Burn's dedicated input-gradient kernel.
 //!
 //! Runs on a real GPU or on Mesa's software drivers (`.ci/run` installs them). Without any
 //! wgpu adapter the test fails and says so.
 
 use crate::common::{gaussian, one_hot, rel_err, rng};
-use biofeedback::core::{Rule, Sgd, SgdConfig};
+use biofeedback::core::init::{Init, seeded_rng};
+use biofeedback::core::{FeedbackConv2d, Rule, Sgd, SgdConfig};
 use biofeedback::models::{Loss, MlpConfig, Path};
 use biofeedback::trainer::device::DeviceChoice;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use std::sync::OnceLock;
 
 /// The wgpu device, created once per test process (a second creation of the runtime fails
@@ -74,5 +75,46 @@ fn one_training_step_on_wgpu_matches_the_cpu_under_every_rule() {
             let e = rel_err(g, c);
             assert!(e < 1e-4, "{rule}, tensor {i}: wgpu differs from cpu by {e}");
         }
+    }
+}
+
+/// A conv's delta sent down through `B` on wgpu (Burn's `conv2d_x_backward` kernel, unless
+/// `BIOFEEDBACK_GPU_CONV_X=transpose`) equals the CPU's `conv_transpose2d`, for every ResNet
+/// geometry: 3x3 at stride 1 and 2, the 1x1/2 shortcut, the 7x7/2 stem, odd input sizes.
+#[test]
+fn conv_deltas_on_wgpu_match_the_cpu() {
+    let gpu = wgpu_device();
+    let cpu = Device::flex();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (c_in, c_out, k, stride, pad, side)
+    for (ci, co, k, s, p, side) in [
+        (4, 6, 3, 1, 1, 8),
+        (4, 6, 3, 2, 1, 9),
+        (4, 8, 1, 2, 0, 8),
+        (3, 4, 7, 2, 3, 15),
+    ] {
+        let conv = FeedbackConv2d::new(
+            ci,
+            co,
+            k,
+            s,
+            p,
+            Rule::Fa,
+            Init::HeNormal,
+            &mut seeded_rng(3),
+            &cpu,
+        );
+        let x = Tensor::<4>::random([2, ci, side, side], normal, &cpu);
+        let delta = Tensor::<4>::random(conv.forward(x.clone()).dims(), normal, &cpu);
+        let b = conv.effective_feedback();
+        let on_cpu = conv.delta_through(delta.clone(), b.clone(), &x);
+        let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
+        let on_gpu = conv.delta_through(to_gpu(&delta), to_gpu(&b), &to_gpu(&x));
+        assert_eq!(on_gpu.dims(), [2, ci, side, side]);
+        let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
+        assert!(
+            e < 1e-5,
+            "k {k} s {s} p {p} side {side}: wgpu differs from cpu by {e}"
+        );
     }
 }

@@ -3,11 +3,23 @@
 
 use crate::conv_cpu;
 use crate::feedback::Feedback;
-use crate::init::{Init, Rng};
+use crate::init::{Init, Rng, is_gpu};
 use crate::rule::Rule;
+use burn::backend::Dispatch;
+use burn::backend::ops::ModuleOps;
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
+use std::sync::OnceLock;
+
+/// Whether a GPU sends conv deltas down through Burn's dedicated input-gradient kernel
+/// (`conv2d_x_backward`, autotuned on cubecl: what Burn's own autodiff runs for a conv), unless
+/// `BIOFEEDBACK_GPU_CONV_X=transpose` asks for `conv_transpose2d` (the CPU's path), which is how
+/// `benches/gpu/run.sh` measures the two side by side.
+pub fn gpu_dedicated_x_backward() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_GPU_CONV_X").map_or(true, |v| v != "transpose"))
+}
 
 /// A 2-D convolution without bias (ResNets follow every conv by BatchNorm) with a separate
 /// feedback kernel.
@@ -127,8 +139,7 @@ impl FeedbackConv2d {
         delta: Tensor<4>,
         feedback: Option<Tensor<4>>,
     ) -> ConvBackward {
-        let [_, _, h, w] = x.dims();
-        let delta_in = feedback.map(|b| self.delta_through(delta.clone(), b, [h, w]));
+        let delta_in = feedback.map(|b| self.delta_through(delta.clone(), b, &x));
         let weight = self.weight_gradient(x, delta);
         ConvBackward { weight, delta_in }
     }
@@ -144,17 +155,24 @@ impl FeedbackConv2d {
         })
     }
 
-    /// `conv_transpose(delta, kernel)` at the input size `[h, w]` (a strided conv maps several
-    /// input sizes to one output size): the teaching signal sent down through `kernel`.
+    /// `conv_transpose(delta, kernel)` at the size of the forward input `x` (only its shape is
+    /// read: a strided conv maps several input sizes to one output size): the teaching signal
+    /// sent down through `kernel`. On a GPU, Burn's dedicated kernel for it
+    /// ([`gpu_dedicated_x_backward`]); on the CPU, the transposed convolution.
     ///
     /// # Shapes
-    /// `delta`: `[n, c_out, h', w']`, `kernel`: `[c_out, c_in, k, k]` → `[n, c_in, h, w]`.
-    pub fn delta_through(
-        &self,
-        delta: Tensor<4>,
-        kernel: Tensor<4>,
-        [h, w]: [usize; 2],
-    ) -> Tensor<4> {
+    /// `delta`: `[n, c_out, h', w']`, `kernel`: `[c_out, c_in, k, k]`, `x`: `[n, c_in, h, w]`
+    /// → `[n, c_in, h, w]`.
+    pub fn delta_through(&self, delta: Tensor<4>, kernel: Tensor<4>, x: &Tensor<4>) -> Tensor<4> {
+        if is_gpu(&delta.device()) && gpu_dedicated_x_backward() {
+            return Tensor::from_dispatch(Dispatch::conv2d_x_backward(
+                x.clone().into_dispatch(),
+                kernel.into_dispatch(),
+                delta.into_dispatch(),
+                self.options(),
+            ));
+        }
+        let [_, _, h, w] = x.dims();
         let [_, _, ho, wo] = delta.dims();
         let (s, p, k) = (self.stride, self.padding, self.kernel());
         let reach = |o: usize| (o - 1) * s + k;

@@ -16,7 +16,7 @@
 use crate::activation::Activation;
 use crate::conv::FeedbackConv2d;
 use crate::feedback::Feedback;
-use crate::init::{Rng, gaussian};
+use crate::init::{Rng, noise};
 use crate::linear::FeedbackLinear;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ pub fn mirror_step(
         return;
     }
     let device = layer.weight.device();
-    let x = gaussian(
+    let x = noise(
         [config.batch_size, layer.d_in()],
         config.noise_std,
         rng,
@@ -132,7 +132,7 @@ pub fn mirror_step_conv(
         return;
     }
     let device = layer.weight.device();
-    let x = gaussian(
+    let x = noise(
         [config.batch_size, layer.c_in(), side, side],
         config.noise_std,
         rng,

@@ -691,11 +691,12 @@ impl FeedbackNetwork for ResNet {
             .into_iter()
             .enumerate()
             .map(|(k, unit)| {
-                let [_, _, h, w] = inputs[k].dims();
                 let upstream = own.conv_out_deltas[k].clone();
                 let feedback = unit.conv.effective_feedback();
-                let through =
-                    |kernel: Tensor<4>| unit.conv.delta_through(upstream.clone(), kernel, [h, w]);
+                let through = |kernel: Tensor<4>| {
+                    unit.conv
+                        .delta_through(upstream.clone(), kernel, inputs[k])
+                };
                 LayerAlignment::measure(
                     unit.name.clone(),
                     feedback.clone(),
