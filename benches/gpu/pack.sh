@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Here (no GPU needed): builds the release binary and packs what the lent GPU machine needs into
-# two ignored folders, .gpu (the stripped, zstd-compressed binary, ~13 MB) and .gl (the Vulkan
-# loader and GL dispatch libraries from ../shared/gpu). Then, with the device tool:
+# Here (no GPU needed): builds the release binary three ways and packs what the lent GPU machine
+# needs into two ignored folders: .gpu (stripped, zstd-compressed binaries, ~13 MB each) and .gl
+# (the Vulkan loader and GL dispatch libraries from ../shared/gpu). Then, with the device tool:
 #   run  command="bash benches/gpu/run.sh"  carry=[".gpu", ".gl"]
+# The builds (each Burn feature set is compiled once, then cached in target/):
+#   biofeedback          the default: Burn's kernel fusion on GPUs (feature `fusion`)
+#   biofeedback-plain    --no-default-features: no fusion (every element-wise op its own kernel)
+#   biofeedback-vulkan   --features vulkan: fusion and SPIR-V with cooperative matrices
 # See docs/gpu.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-cargo build --release --bin biofeedback
 mkdir -p .gpu .gl
-strip -o .gpu/biofeedback target/release/biofeedback
-zstd -19 -f -q --rm .gpu/biofeedback
+pack() {
+  local name=$1
+  shift
+  cargo build --release -p biofeedback-trainer --bin biofeedback "$@"
+  strip -o ".gpu/$name" target/release/biofeedback
+  zstd -19 -f -q --rm ".gpu/$name"
+}
+pack biofeedback-plain --no-default-features
+pack biofeedback-vulkan --features vulkan
+# Last, so that target/release/biofeedback is the default build again.
+pack biofeedback
 cp ../shared/gpu/*.deb .gl/
 ls -la .gpu .gl

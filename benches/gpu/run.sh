@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (see docs/gpu.md), from the repository root, with .gpu and .gl
 # carried: installs the Vulkan loader, checks that wgpu sees the NVIDIA GPU, then measures the
-# training step of this project and of PyTorch on the same GPU, in one call. Markdown goes to
-# stdout and to $OUT/gpu-bench.md.
-# Environment: STEPS (timed steps per rule, default 30), MODELS (default "resnet18 resnet50"),
-# BATCHES (default "64 256"), RULES (default bp,fa,ss,wm,kp).
+# training step of this project and of PyTorch on the same GPU. Markdown goes to stdout and to
+# $OUT/gpu-bench.md.
+# Environment: SECTIONS (default "features main cifar"; one device call runs at most 10
+# minutes, so the sections can be run in separate calls), STEPS (timed steps per rule, default
+# 30), MODELS (default "resnet18 resnet50"), BATCHES (default "64 256"), RULES (default
+# bp,fa,ss,wm,kp).
+#   features  the builds side by side (fusion, no fusion, fusion + vulkan) and the conv input
+#             gradient's two kernels, on ResNet-18 at 224x224, batch 64
+#   main      ResNet-18 and ResNet-50 at 224x224, every batch and rule, beside PyTorch
+#   cifar     a CIFAR-10 ResNet-18 (width 64) at 32x32 and the epoch time it implies
 set -uo pipefail
 OUT=${OUT:-.}
+SECTIONS=${SECTIONS:-"features main cifar"}
 STEPS=${STEPS:-30}
 MODELS=${MODELS:-"resnet18 resnet50"}
 BATCHES=${BATCHES:-"64 256"}
@@ -14,13 +21,18 @@ RULES=${RULES:-bp,fa,ss,wm,kp}
 report="$OUT/gpu-bench.md"
 : > "$report"
 say() { echo "$@" | tee -a "$report"; }
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 for f in .gl/*.deb; do dpkg -x "$f" / ; done
 ldconfig
-zstd -d -f -q .gpu/biofeedback.zst -o /tmp/biofeedback && chmod +x /tmp/biofeedback
+for build in biofeedback biofeedback-plain biofeedback-vulkan; do
+  if [[ -f ".gpu/$build.zst" ]]; then
+    zstd -d -f -q ".gpu/$build.zst" -o "/tmp/$build" && chmod +x "/tmp/$build"
+  fi
+done
 bf=/tmp/biofeedback
 
-say "## GPU bench, $(date -u +%F)"
+say "## GPU bench, $(date -u +%F), sections: $SECTIONS"
 say
 say '```'
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$report"
@@ -28,51 +40,66 @@ python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchv
 say '```'
 
 # Which adapter does wgpu pick? A software renderer means the NVIDIA ICD was not found.
-probe() { "$bf" bench --device "$1" --model mlp --batch-size 8 --steps 1 --warmup 0 --rounds 1 --rules bp 2>&1 | grep -m1 "device "; }
-line=$(probe wgpu)
+probe() { "$1" bench --device wgpu --model mlp --batch-size 8 --steps 1 --warmup 0 --rounds 1 --rules bp 2>&1 | grep -m1 "device "; }
+line=$(probe "$bf")
 if [[ -z "$line" || "$line" == *"software renderer"* ]]; then
   for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
     if [[ -f "$icd" ]]; then export VK_DRIVER_FILES="$icd"; break; fi
   done
-  line=$(probe wgpu)
+  line=$(probe "$bf")
 fi
 say "wgpu adapter: ${line#*device }"
 say
 
-for model in $MODELS; do
-  for batch in $BATCHES; do
-    say "### $model, 224x224, batch $batch"
+# ResNet-18 at 224x224, batch 64, bp and wm, under each build; then the conv delta through B by
+# conv_transpose2d instead of Burn's dedicated conv2d_x_backward kernel (the default).
+step224() {
+  "$@" bench --device wgpu --model resnet18 --image-size 224 --batch-size 64 \
+    --steps "$STEPS" --warmup 5 --rounds 5 --rules bp,wm 2>>"$OUT/bench.log" | tee -a "$report"
+  say
+}
+if has features; then
+  for build in biofeedback biofeedback-plain biofeedback-vulkan; do
+    [[ -x "/tmp/$build" ]] || continue
+    say "### Build $build: $(probe "/tmp/$build" | sed 's/.*device //')"
     say
-    "$bf" bench --device wgpu --model "$model" --image-size 224 --batch-size "$batch" \
-      --steps "$STEPS" --warmup 5 --rounds 5 --rules "$RULES" 2>>"$OUT/bench.log" | tee -a "$report"
-    say
-    python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
-      --batch-size "$batch" --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
-    python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
-      --batch-size "$batch" --steps "$STEPS" --tf32 2>>"$OUT/bench.log" | tee -a "$report"
-    say
+    step224 "/tmp/$build"
   done
-done
+  say "### Build biofeedback, conv input gradient by conv_transpose2d (BIOFEEDBACK_GPU_CONV_X=transpose)"
+  say
+  step224 env BIOFEEDBACK_GPU_CONV_X=transpose "$bf"
+fi
 
-# The conv delta through B: Burn's dedicated conv2d_x_backward kernel (the default above)
-# against conv_transpose2d, on the ResNet-18 step that spends the most in it.
-say "### Conv input gradient: conv_transpose2d instead of conv2d_x_backward (resnet18, 224, batch 64)"
-say
-BIOFEEDBACK_GPU_CONV_X=transpose "$bf" bench --device wgpu --model resnet18 --image-size 224 \
-  --batch-size 64 --steps "$STEPS" --warmup 5 --rounds 5 --rules bp,fa 2>>"$OUT/bench.log" | tee -a "$report"
-say
+if has main; then
+  for model in $MODELS; do
+    for batch in $BATCHES; do
+      say "### $model, 224x224, batch $batch"
+      say
+      "$bf" bench --device wgpu --model "$model" --image-size 224 --batch-size "$batch" \
+        --steps "$STEPS" --warmup 5 --rounds 5 --rules "$RULES" 2>>"$OUT/bench.log" | tee -a "$report"
+      say
+      python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
+        --batch-size "$batch" --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
+      python3 benches/peers/train_step.py --device cuda --model "$model" --image-size 224 \
+        --batch-size "$batch" --steps "$STEPS" --tf32 2>>"$OUT/bench.log" | tee -a "$report"
+      say
+    done
+  done
+fi
 
 # CIFAR-10 ResNet-18 (width 64, 32x32 stem), batch 128: an epoch of 50,000 images at this rate.
-say "### CIFAR-10 ResNet-18 (width 64, cifar stem), 32x32, batch 128"
-say
-"$bf" bench --device wgpu --model resnet18 --stem cifar --image-size 32 --batch-size 128 \
-  --classes 10 --steps "$STEPS" --warmup 5 --rules bp,kp --json 2>>"$OUT/bench.log" > "$OUT/cifar.json"
-python3 - "$OUT/cifar.json" <<'PY' | tee -a "$report"
+if has cifar; then
+  say "### CIFAR-10 ResNet-18 (width 64, cifar stem), 32x32, batch 128"
+  say
+  "$bf" bench --device wgpu --model resnet18 --stem cifar --image-size 32 --batch-size 128 \
+    --classes 10 --steps "$STEPS" --warmup 5 --rules bp,kp --json 2>>"$OUT/bench.log" > "$OUT/cifar.json"
+  python3 - "$OUT/cifar.json" <<'PY' | tee -a "$report"
 import json, sys
 r = json.load(open(sys.argv[1]))
 for row in r["rows"]:
     print(f"- {row['rule']}: {row['images_per_second']:.0f} img/s, epoch of 50,000 images "
           f"{50000 / row['images_per_second']:.1f} s")
 PY
-python3 benches/peers/train_step.py --device cuda --model resnet18 --stem cifar --image-size 32 \
-  --batch-size 128 --classes 10 --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
+  python3 benches/peers/train_step.py --device cuda --model resnet18 --stem cifar --image-size 32 \
+    --batch-size 128 --classes 10 --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
+fi

@@ -694,8 +694,7 @@ impl FeedbackNetwork for ResNet {
                 let upstream = own.conv_out_deltas[k].clone();
                 let feedback = unit.conv.effective_feedback();
                 let through = |kernel: Tensor<4>| {
-                    unit.conv
-                        .delta_through(upstream.clone(), kernel, inputs[k])
+                    unit.conv.delta_through(upstream.clone(), kernel, inputs[k])
                 };
                 LayerAlignment::measure(
                     unit.name.clone(),
