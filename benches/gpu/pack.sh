@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Here (no GPU needed): builds the release binary three ways and packs what the lent GPU machine
-# needs into two ignored folders: .gpu (stripped, zstd-compressed binaries, ~13 MB each) and .gl
+# needs into two ignored folders: .gpu (stripped, zstd-compressed binaries, 13-18 MB each, about
+# 48 MB together: within the 64 MiB a device call carries, with the working tree) and .gl
 # (the Vulkan loader and GL dispatch libraries from ../shared/gpu). Then, with the device tool:
 #   run  command="bash benches/gpu/run.sh"  carry=[".gpu", ".gl"]
 # The builds (each Burn feature set is compiled once, then cached in target/):
