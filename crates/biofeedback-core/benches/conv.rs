@@ -108,3 +108,38 @@ mod kernel_gradient {
         });
     }
 }
+
+/// The stride-1 shapes: the ones `conv_cpu::input_gradient` takes.
+fn stride_one() -> impl Iterator<Item = &'static str> {
+    SHAPES
+        .iter()
+        .filter(|(_, (_, _, _, s, _))| *s == 1)
+        .map(|(name, _)| *name)
+}
+
+#[divan::bench_group(sample_count = 10, sample_size = 2)]
+mod input_gradient {
+    use super::*;
+    use burn::tensor::module::conv_transpose2d;
+    use burn::tensor::ops::ConvTransposeOptions;
+
+    /// Burn's transposed convolution, as `FeedbackConv2d::delta_through` called it.
+    #[divan::bench(args = stride_one())]
+    fn burn(bencher: divan::Bencher, i: &str) {
+        let c = case(i);
+        let options = ConvTransposeOptions::new([1, 1], [c.pad; 2], [0, 0], [1, 1], 1);
+        bencher.bench_local(|| {
+            conv_transpose2d(c.delta.clone(), c.w.clone(), None, options.clone()).into_data()
+        });
+    }
+
+    #[divan::bench(args = stride_one())]
+    fn gemm(bencher: divan::Bencher, i: &str) {
+        let c = case(i);
+        bencher.bench_local(|| {
+            conv_cpu::input_gradient(&c.delta, &c.w, c.stride, c.pad)
+                .unwrap()
+                .into_data()
+        });
+    }
+}

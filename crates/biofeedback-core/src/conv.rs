@@ -158,7 +158,9 @@ impl FeedbackConv2d {
     /// `conv_transpose(delta, kernel)` at the size of the forward input `x` (only its shape is
     /// read: a strided conv maps several input sizes to one output size): the teaching signal
     /// sent down through `kernel`. On a GPU, Burn's dedicated kernel for it
-    /// ([`gpu_dedicated_x_backward`]); on the CPU, the transposed convolution.
+    /// ([`gpu_dedicated_x_backward`]); on the CPU at stride 1, [`conv_cpu::input_gradient`]
+    /// (a forward convolution by the flipped kernel, one GEMM per chunk of images), else
+    /// Burn's transposed convolution.
     ///
     /// # Shapes
     /// `delta`: `[n, c_out, h', w']`, `kernel`: `[c_out, c_in, k, k]`, `x`: `[n, c_in, h, w]`
@@ -171,6 +173,10 @@ impl FeedbackConv2d {
                 delta.into_dispatch(),
                 self.options(),
             ));
+        }
+        let through_gemm = conv_cpu::input_gradient(&delta, &kernel, self.stride, self.padding);
+        if let Some(dx) = through_gemm.filter(|dx| dx.dims() == x.dims()) {
+            return dx;
         }
         let [_, _, h, w] = x.dims();
         let [_, _, ho, wo] = delta.dims();

@@ -20,9 +20,10 @@
 //! bounded at ImageNet sizes (a ResNet-18 `layer1` conv at 224x224 has 1.8 M entries per
 //! image).
 //!
-//! The input gradient stays Burn's `conv_transpose2d`: a col2im version (the GEMM
-//! `B^T · delta`, then scattering `K` rows back) and, at stride 1, a forward convolution by
-//! the flipped kernel were measured no faster (`docs/performance.md`).
+//! At stride 1 the input gradient (the transposed convolution through `B`) is the forward
+//! convolution of `delta` by the flipped kernel ([`input_gradient`]); at other strides it
+//! stays Burn's `conv_transpose2d` (a col2im version, the GEMM `B^T · delta` then scattering
+//! `K` rows back, measured 2-5 times slower there: `docs/performance.md`).
 //!
 //! Every function here returns `None` when its tensors are not plain `f32` tensors of the
 //! `flex` backend (a `wgpu` tensor, an autodiff-tracked tensor), and the caller then uses
@@ -41,6 +42,10 @@ use std::sync::OnceLock;
 /// The largest im2col buffer of one chunk of images, in floats (2 MiB: a worker's chunk stays
 /// in its core's caches), unless one image alone needs more.
 pub const CHUNK_FLOATS: usize = 1 << 19;
+
+/// The largest kernel gradient, in floats (1 MiB), that [`weight_gradient`] accumulates
+/// column-major (see there).
+const COLUMN_MAJOR_MAX: usize = 1 << 18;
 
 /// Whether this path is on: unless `BIOFEEDBACK_CPU_CONV=burn` is set.
 pub fn enabled() -> bool {
@@ -181,10 +186,25 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` row-major
-/// `[lhs.rows, rhs.cols]`, through the `gemm` crate (the GEMM flex uses, AVX-512 kernels
+/// How [`matmul`] stores its `[m, n]` product.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `dst[r * n + c]`.
+    RowMajor,
+    /// `dst[c * m + r]`: the transpose, row-major.
+    ColMajor,
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` `[lhs.rows, rhs.cols]`
+/// laid out as `layout` says, through the `gemm` crate (the GEMM flex uses, AVX-512 kernels
 /// picked at run time), on the calling thread (the chunks are what runs in parallel).
-fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
+///
+/// The layouts matter: `gemm` makes its destination column-major (transposing the whole
+/// product when it is not) and then runs at full speed only when the left operand is
+/// column-major too. The kernel gradient `delta · col^T` with a row-major destination became
+/// `col · delta^T` with a row-major `col`: 32 GFLOP/s on one core for `layer1`'s shape, against
+/// 91 with a column-major destination (`docs/performance.md`).
+fn matmul(dst: &mut [f32], layout: Layout, accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
     assert_eq!(dst.len(), m * n, "matmul: destination size");
@@ -193,8 +213,12 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
         "matmul: view out of bounds"
     );
     let stride = |s: usize| s as isize;
-    // SAFETY: `dst` holds `m * n` elements, written row-major (column stride 1, row stride
-    // `n`); every element that `lhs` and `rhs` name lies in their slices (`in_bounds`, all
+    let (dst_cs, dst_rs) = match layout {
+        Layout::RowMajor => (1, n),
+        Layout::ColMajor => (m, 1),
+    };
+    // SAFETY: `dst` holds `m * n` elements, written with the strides of `layout` (the largest
+    // index is `(m - 1) dst_rs + (n - 1) dst_cs = m n - 1`); every element that `lhs` and `rhs` name lies in their slices (`in_bounds`, all
     // strides non-negative); `dst` is a unique borrow, so it aliases neither operand.
     #[allow(unsafe_code)]
     unsafe {
@@ -203,8 +227,8 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>) {
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            stride(n),
+            stride(dst_cs),
+            stride(dst_rs),
             accumulate,
             lhs.data.as_ptr(),
             stride(lhs.cs),
@@ -258,6 +282,24 @@ fn im2col(x: &[f32], g: &Geometry, images: Range<usize>, col: &mut [f32]) {
     });
 }
 
+/// The transpose of the row-major `[rows, cols]` matrix `src`, row-major `[cols, rows]`, in
+/// tiles of 32 x 32 (a column-by-column gather misses the cache on every read for wide
+/// matrices: 9 ms for a `512 x 4608` kernel).
+fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut dst = vec![0.0f32; rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+    dst
+}
+
 /// `[|images|, c, p]` (image-major, as tensors are stored) to `[c, |images| p]`
 /// (channel-major, as the GEMMs read it).
 fn channel_major(src: &[f32], images: usize, c: usize, p: usize, dst: &mut [f32]) {
@@ -305,6 +347,44 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> O
     Some(tensor(y, [g.n, g.c_out, g.oh, g.ow], x))
 }
 
+/// The input gradient of a stride-1 convolution, `conv_transpose(delta, kernel)`, as the
+/// forward convolution of `delta` by the flipped kernel with its channel axes swapped:
+///
+/// ```text
+/// dx[i, ci, y, x] = sum_{co, a, b} delta[i, co, y + pad - a, x + pad - b] B[co, ci, a, b]
+///                 = conv(delta, B'; padding k - 1 - pad),   B'[ci, co, a, b] = B[co, ci, k-1-a, k-1-b]
+/// ```
+///
+/// `delta` `[n, c_out, h', w']`, `kernel` `[c_out, c_in, k, k]` → `[n, c_in, h, w]` with
+/// `h = h' + k - 1 - 2 pad`. `None` for other strides (or a padding over `k - 1`): there the
+/// transposed convolution skips the positions between strides, which this form would
+/// multiply as zeros.
+pub fn input_gradient(
+    delta: &Tensor<4>,
+    kernel: &Tensor<4>,
+    stride: usize,
+    pad: usize,
+) -> Option<Tensor<4>> {
+    let [c_out, c_in, k, k2] = kernel.dims();
+    if stride != 1 || k != k2 || pad + 1 > k {
+        return None;
+    }
+    let g = Geometry::new(delta.dims(), [c_in, c_out, k, k], 1, k - 1 - pad)?;
+    let (df, bf) = (flex_f32(delta)?, flex_f32(kernel)?);
+    let b = elements(&bf);
+    let taps = k * k;
+    let mut flipped = vec![0.0f32; b.len()];
+    flipped.chunks_mut(taps).enumerate().for_each(|(q, out)| {
+        let (ci, co) = (q / c_out, q % c_out);
+        let src = &b[(co * c_in + ci) * taps..][..taps];
+        out.iter_mut()
+            .zip(src.iter().rev())
+            .for_each(|(o, v)| *o = *v);
+    });
+    let dx = forward(elements(&df), &flipped, &g);
+    Some(tensor(dx, [g.n, c_in, g.oh, g.ow], delta))
+}
+
 /// The forward convolution of `x` (`[n, c_in, h, w]`) by `w` (`[c_out, c_in, k, k]`), laid
 /// out as `g` says: `[n, c_out, h', w']`.
 fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
@@ -321,10 +401,10 @@ fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
                 let lhs = Mat::row_major(ws, g.c_out, rows);
                 let rhs = Mat::row_major(col, rows, cols);
                 if images.len() == 1 {
-                    matmul(out, false, lhs, rhs);
+                    matmul(out, Layout::RowMajor, false, lhs, rhs);
                 } else {
                     product.resize(g.c_out * cols, 0.0);
-                    matmul(product, false, lhs, rhs);
+                    matmul(product, Layout::RowMajor, false, lhs, rhs);
                     image_major(product, images.len(), g.c_out, ohw, out);
                 }
             })
@@ -373,6 +453,17 @@ pub fn weight_gradient(
     // dW = sum over chunks of delta · col^T: the chunks are split into one contiguous group
     // per thread, each group accumulates into its own `[c_out, K]`, and the groups' sums are
     // added in group order (so a given thread count always adds in the same order).
+    // `gemm` packs the operand that becomes its left one: with a column-major product that is
+    // `delta` (`c_out` rows), with a row-major one `col` (`K` rows, transposed as it is
+    // packed, which is slow). Pack the smaller, while the kernel fits in a core's L2 cache:
+    // for larger kernels (ResNet-18's `layer3`/`layer4`, chunks of few positions) the
+    // column-major accumulation measured 20-70% slower. The column-major sum is transposed
+    // once.
+    let layout = if g.c_out < rows && g.c_out * rows <= COLUMN_MAJOR_MAX {
+        Layout::ColMajor
+    } else {
+        Layout::RowMajor
+    };
     let groups = rayon::current_num_threads().clamp(1, chunks);
     let partial: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
@@ -387,7 +478,7 @@ pub fn weight_gradient(
                     im2col(xs, &g, images.clone(), col);
                     let delta_t = delta_columns(ds, &g, &images, gathered);
                     let col_t = Mat::row_major(col, rows, cols).t();
-                    matmul(&mut acc, i > 0, delta_t, col_t);
+                    matmul(&mut acc, layout, i > 0, delta_t, col_t);
                 }
             });
             acc
@@ -398,15 +489,19 @@ pub fn weight_gradient(
         a
     });
     let sum = sum.unwrap_or_else(|| vec![0.0; g.c_out * rows]);
-    Some(tensor(sum, kernel, delta))
+    let dw = match layout {
+        Layout::RowMajor => sum,
+        Layout::ColMajor => transpose(&sum, rows, g.c_out),
+    };
+    Some(tensor(dw, kernel, delta))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tensor_io::relative_error;
-    use burn::tensor::module::{conv2d as burn_conv2d, conv2d_weight_backward};
-    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::module::{conv_transpose2d, conv2d as burn_conv2d, conv2d_weight_backward};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
     use burn::tensor::{Device, Distribution};
 
     fn assert_close(ours: Tensor<4>, burn: Tensor<4>, what: &str) {
@@ -433,6 +528,8 @@ mod tests {
             (1, 3, 2, 3, 3, 0, 10),
             // several images per chunk, several chunks
             (9, 64, 16, 3, 1, 1, 32),
+            // a kernel over COLUMN_MAJOR_MAX with c_out < K: the row-major kernel gradient
+            (3, 128, 512, 3, 2, 1, 4),
         ] {
             let case = format!("n {n} c {ci}->{co} k {k} s {s} p {p} side {side}");
             let x = Tensor::<4>::random([n, ci, side, side], normal, &device);
@@ -449,6 +546,14 @@ mod tests {
             let dw = weight_gradient(&x, &delta, w.dims(), s, p).unwrap();
             let burn_dw = conv2d_weight_backward(x.clone(), w.clone(), delta.clone(), options);
             assert_close(dw, burn_dw, &format!("{case}: kernel gradient"));
+            match input_gradient(&delta, &w, s, p) {
+                Some(dx) => {
+                    let options = ConvTransposeOptions::new([1, 1], [p, p], [0, 0], [1, 1], 1);
+                    let burn_dx = conv_transpose2d(delta.clone(), w.clone(), None, options);
+                    assert_close(dx, burn_dx, &format!("{case}: input gradient"));
+                }
+                None => assert!(s != 1 || p >= k, "{case}: stride 1 left to Burn"),
+            }
         }
     }
 
