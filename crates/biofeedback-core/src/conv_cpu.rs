@@ -107,11 +107,29 @@ impl Geometry {
 
     /// Images per chunk: at most [`CHUNK_FLOATS`] im2col entries (at least one image), and
     /// at least as many chunks as rayon has threads, which take the chunks in parallel (each
-    /// with a single-threaded GEMM).
+    /// with a single-threaded GEMM). Of those sizes, the largest whose chunks share out most
+    /// evenly ([`Geometry::busiest`]): 32 images in chunks of 7 leave one of 2 threads 18
+    /// images to the other's 14, in chunks of 4 both get 16.
     fn per_chunk(&self) -> usize {
         let threads = rayon::current_num_threads().max(1);
         let fit = CHUNK_FLOATS / (self.rows() * self.ohw()).max(1);
-        fit.clamp(1, self.n.div_ceil(threads).max(1))
+        let fit = fit.clamp(1, self.n.div_ceil(threads).max(1));
+        (1..=fit)
+            .rev()
+            .min_by_key(|&per| self.busiest(per, threads))
+            .unwrap_or(1)
+    }
+
+    /// The most images one of `threads` threads gets when chunks of `per` images are dealt
+    /// in order, each to the least loaded thread.
+    fn busiest(&self, per: usize, threads: usize) -> usize {
+        let mut loads = vec![0usize; threads];
+        for chunk in 0..self.n.div_ceil(per) {
+            if let Some(least) = loads.iter_mut().min() {
+                *least += self.chunk(chunk, per).len();
+            }
+        }
+        loads.into_iter().max().unwrap_or(0)
     }
 
     /// The images of chunk number `chunk` when chunks hold `per` images.
