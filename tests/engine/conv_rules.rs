@@ -101,6 +101,7 @@ fn wm_mirror_steps_alone_align_conv_feedback() {
         layer.weight.clone(),
     );
     let config = MirrorConfig {
+        head_batch_size: None,
         eta: 0.1,
         decay: 0.1,
         batch_size: 32,
@@ -161,6 +162,7 @@ fn mirrored_angle(stride: usize, steps: usize) -> f64 {
         &device,
     );
     let config = MirrorConfig {
+        head_batch_size: None,
         eta: 0.05,
         decay: 0.02,
         batch_size: 64,
@@ -183,6 +185,7 @@ fn a_rescaled_conv_mirror_keeps_the_kernel_scale() {
     let mut layer =
         FeedbackConv2d::new(8, 16, 3, 2, 1, Rule::Wm, Init::HeUniform, &mut rng, &device);
     let config = MirrorConfig {
+        head_batch_size: None,
         eta: 0.05,
         decay: 0.02,
         batch_size: 64,

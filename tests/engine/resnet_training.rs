@@ -192,3 +192,35 @@ fn mirror_steps_alone_align_every_layer_of_a_resnet() {
         );
     }
 }
+
+/// `mirror.head_batch_size`: the classifier's mirror steps draw that many noise vectors
+/// (a conv's draw `batch_size` maps of 64 positions each), so its `B` settles much closer to
+/// `W^T` than with the conv layers' `batch_size` vectors.
+#[test]
+fn the_classifier_mirrors_on_head_batch_size_noise_vectors() {
+    use biofeedback::core::alignment::angle_degrees;
+    use biofeedback::models::Loss;
+    let fc_angle = |head: Option<usize>| -> f64 {
+        let mut config = config("wm", 1);
+        config.model.width = 4;
+        config.mirror.batch_size = 8;
+        config.mirror.eta = 0.1;
+        config.mirror.decay = 0.1;
+        config.mirror.head_batch_size = head;
+        let mut rng = biofeedback::core::init::seeded_rng(9);
+        let mut net = Network::build(&config, [3, 32, 32], 10, &mut rng, &Device::flex()).unwrap();
+        for _ in 0..40 {
+            net.mirror(&config.mirror(), Loss::CrossEntropy, &mut rng);
+        }
+        let Network::ResNet(Trained { model, .. }) = &net else {
+            panic!("a ResNet config builds a ResNet");
+        };
+        let b = model.fc.feedback.stored().cloned().unwrap();
+        angle_degrees(b, model.fc.weight.clone())
+    };
+    let (small, large) = (fc_angle(None), fc_angle(Some(2048)));
+    assert!(
+        large < 0.4 * small,
+        "fc angle {large:.2} degrees with 2048 noise vectors against {small:.2} with 8"
+    );
+}

@@ -49,6 +49,7 @@ fn wm_mirror_steps_alone_align_b_with_w_transpose() {
     config.rule = Rule::Wm;
     let mut net = config.init(&mut rng(5), &device);
     let mirror = MirrorConfig {
+        head_batch_size: None,
         eta: 0.02,
         decay: 0.01,
         batch_size: 256,

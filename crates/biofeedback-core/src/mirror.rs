@@ -30,6 +30,11 @@ pub struct MirrorConfig {
     pub decay: f64,
     /// Noise samples per mirror step (paper: 2048).
     pub batch_size: usize,
+    /// Noise vectors per mirror step of a ResNet's classifier (`fc`), `None`: `batch_size`.
+    /// A conv's step averages each kernel tap over `batch_size` maps times their positions
+    /// (64 on 8x8 maps), the classifier only over its noise vectors, so with the same batch
+    /// its `B` is the noisier estimate (angle floor about `sqrt(fan_in / samples)` radians).
+    pub head_batch_size: Option<usize>,
     /// Standard deviation of the input noise (1: unit variance, as in the paper).
     pub noise_std: f64,
     /// After each step, scale `B` to the Frobenius norm of `W` (`|B| = |W|`): the feedback
@@ -181,6 +186,7 @@ mod tests {
             eta: 0.025,
             decay: 0.05,
             batch_size: 1024,
+            head_batch_size: None,
             noise_std: 1.0,
             rescale,
         };

@@ -621,13 +621,18 @@ impl FeedbackNetwork for ResNet {
     }
 
     /// Every conv through ReLU on noise maps big enough for its kernel to slide (8x8, 16x16
-    /// for the 7x7 stem), then the classifier through `output`.
+    /// for the 7x7 stem), then the classifier through `output` on `head_batch_size` noise
+    /// vectors (default `batch_size`).
     fn mirror(&mut self, config: &MirrorConfig, output: Activation, rng: &mut Rng) {
         for unit in self.units_mut() {
             let side = (2 * unit.conv.kernel() + 2).max(8);
             mirror_step_conv(&mut unit.conv, Activation::Relu, config, side, rng);
         }
-        mirror_step(&mut self.fc, output, config, rng);
+        let head = MirrorConfig {
+            batch_size: config.head_batch_size.unwrap_or(config.batch_size),
+            ..*config
+        };
+        mirror_step(&mut self.fc, output, &head, rng);
     }
 
     fn redraws(&self) -> bool {

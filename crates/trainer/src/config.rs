@@ -247,6 +247,11 @@ pub struct MirrorSection {
     pub decay: f64,
     /// Noise samples per mirror step (paper: 2048). Default 32.
     pub batch_size: usize,
+    /// Noise vectors per mirror step of a ResNet's classifier (`fc`). Default: `batch_size`.
+    /// A conv layer's step averages over `batch_size` noise maps times their 64 positions;
+    /// the classifier, a linear layer, only over its vectors, so it needs more for the same
+    /// precision (they cost little: `fc` is small).
+    pub head_batch_size: Option<usize>,
     /// Noise standard deviation. Default 1.
     pub noise_std: f64,
     /// Pure mirror steps (every layer) before training starts. Default 3000.
@@ -271,6 +276,7 @@ impl Default for MirrorSection {
             eta: 0.001,
             decay: 0.001,
             batch_size: 32,
+            head_batch_size: None,
             noise_std: 1.0,
             steps_before: 3000,
             epochs_before: 0,
@@ -442,7 +448,12 @@ impl Config {
         let mlp = format!("to model.kind = {kind} (an MLP key)");
         match self.model.kind {
             ModelKind::Mlp => {
-                for key in ["model.stem", "model.width", "model.bn_position"] {
+                for key in [
+                    "model.stem",
+                    "model.width",
+                    "model.bn_position",
+                    "mirror.head_batch_size",
+                ] {
                     out.push((key, resnet.clone()));
                 }
                 out.push(("algorithm.bn_feedback", resnet.clone()));
@@ -667,6 +678,9 @@ impl Config {
             "at least 1",
         )?;
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
+        if let Some(head) = m.head_batch_size {
+            check(head > 0, "mirror.head_batch_size", head, "at least 1")?;
+        }
         check(
             self.algorithm.rule != Rule::Dfa || self.model.kind == ModelKind::Mlp,
             "algorithm.rule",
@@ -868,6 +882,7 @@ impl Config {
             eta: self.mirror.eta,
             decay: self.mirror.decay,
             batch_size: self.mirror.batch_size,
+            head_batch_size: self.mirror.head_batch_size,
             noise_std: self.mirror.noise_std,
             rescale: self.mirror.rescale,
         }
@@ -1074,6 +1089,31 @@ mod tests {
             let e = parse("", &[set]).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn the_classifiers_mirror_batch_is_a_resnet_key_of_at_least_1() {
+        let resnet_wm = "[model]\nkind = \"resnet20\"\n[algorithm]\nrule = \"wm\"\n";
+        let c = parse(resnet_wm, &["mirror.head_batch_size=4096"]).unwrap();
+        assert_eq!(c.mirror().head_batch_size, Some(4096));
+        assert_eq!(
+            parse(resnet_wm, &[]).unwrap().mirror().head_batch_size,
+            None
+        );
+        let e = parse(resnet_wm, &["mirror.head_batch_size=0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mirror.head_batch_size") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = parse(
+            "[algorithm]\nrule = \"wm\"\n",
+            &["mirror.head_batch_size=64"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(a ResNet key)"), "{e}");
     }
 
     #[test]
