@@ -546,6 +546,8 @@ mod tests {
             (1, 3, 2, 3, 3, 0, 10),
             // several images per chunk, several chunks
             (9, 64, 16, 3, 1, 1, 32),
+            // input channels in a whole and a partial block of the flipped kernel
+            (2, 20, 5, 3, 1, 1, 6),
             // a kernel over COLUMN_MAJOR_MAX with c_out < K: the row-major kernel gradient
             (3, 128, 512, 3, 2, 1, 4),
         ] {
@@ -571,6 +573,58 @@ mod tests {
                     assert_close(dx, burn_dx, &format!("{case}: input gradient"));
                 }
                 None => assert!(s != 1 || p >= k, "{case}: stride 1 left to Burn"),
+            }
+        }
+    }
+
+    /// im2col writes every entry of its definition (the module docs' formula, evaluated
+    /// entry by entry here) into a buffer full of NaN, at strides 1 and 2, for odd kernels,
+    /// paddings narrower and wider than the kernel's reach, rectangular and 1-pixel maps, and
+    /// images after the first of a chunk.
+    #[test]
+    fn im2col_is_its_definition_entry_by_entry() {
+        // (n, c_in, h, w, k, stride, pad), images from 1 to n - 1
+        for (n, ci, h, w, k, s, p) in [
+            (3, 2, 4, 4, 3, 1, 1),
+            (3, 2, 5, 7, 3, 1, 1),
+            (2, 1, 1, 1, 3, 1, 1),
+            (2, 2, 2, 3, 3, 1, 1),
+            (2, 2, 6, 5, 5, 1, 2),
+            (2, 1, 3, 2, 5, 1, 2),
+            (2, 3, 4, 6, 1, 1, 0),
+            (2, 2, 4, 4, 3, 1, 2),
+            (2, 2, 4, 4, 3, 1, 0),
+            (2, 2, 7, 6, 3, 2, 1),
+            (2, 2, 6, 6, 1, 2, 0),
+        ] {
+            let x: Vec<f32> = (0..n * ci * h * w).map(|v| v as f32 + 1.0).collect();
+            let g = Geometry::new([n, ci, h, w], [1, ci, k, k], s, p).expect("geometry");
+            let images = 1..n;
+            let cols = images.len() * g.ohw();
+            let mut col = vec![f32::NAN; g.rows() * cols];
+            im2col(&x, &g, images.clone(), &mut col);
+            for (r, (ci_, a, b)) in (0..ci)
+                .flat_map(|c| (0..k).flat_map(move |a| (0..k).map(move |b| (c, a, b))))
+                .enumerate()
+            {
+                for (i, image) in images.clone().enumerate() {
+                    for (oy, ox) in (0..g.oh).flat_map(|y| (0..g.ow).map(move |x| (y, x))) {
+                        let iy = (oy * s + a) as isize - p as isize;
+                        let ix = (ox * s + b) as isize - p as isize;
+                        let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                        let want = if inside {
+                            x[((image * ci + ci_) * h + iy as usize) * w + ix as usize]
+                        } else {
+                            0.0
+                        };
+                        let got = col[r * cols + i * g.ohw() + oy * g.ow + ox];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "n {n} c {ci} {h}x{w} k {k} s {s} p {p}: row {r}, image {image}, ({oy}, {ox})"
+                        );
+                    }
+                }
             }
         }
     }
