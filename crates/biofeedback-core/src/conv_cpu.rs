@@ -546,7 +546,7 @@ mod tests {
             (1, 3, 2, 3, 3, 0, 10),
             // several images per chunk, several chunks
             (9, 64, 16, 3, 1, 1, 32),
-            // input channels in a whole and a partial block of the flipped kernel
+            // channel counts that are no power of two (20 in, 5 out)
             (2, 20, 5, 3, 1, 1, 6),
             // a kernel over COLUMN_MAJOR_MAX with c_out < K: the row-major kernel gradient
             (3, 128, 512, 3, 2, 1, 4),

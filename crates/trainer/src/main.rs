@@ -33,7 +33,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// allocates the same tensor sizes every step; glibc's `malloc` serves the large ones from
 /// fresh `mmap` pages each time (220,000 page faults in 12 ResNet-18 steps, and the kernel
 /// zeroing every page), mimalloc by default after a 1-second purge; kept, the next step
-/// reuses them (1,400 page faults; the step 3-4% faster, `docs/performance.md`). The
+/// reuses them (1,400 page faults; the ResNet-18 step 1-5% faster at 32x32, 14% at 224, the
+/// ResNet-20 step 21-26%: `docs/performance.md`). The
 /// resident size stays at the run's peak, which it reaches in its first step anyway.
 fn keep_freed_memory() {
     // SAFETY: `mi_option_set` stores one integer in mimalloc's option table (an atomic
