@@ -16,17 +16,19 @@ fn main() {
 
 const BATCH: usize = 32;
 
-/// The conv shapes of ResNet-18 at 32x32, named `c_in-c_out kk/stride side`:
-/// `(c_in, c_out, k, stride, input side)`.
-/// `(c_in, c_out, k, stride, input side)`.
+/// The conv shapes of ResNet-18 at 32x32 (and the CIFAR ResNets' 16 and 32 channels), named
+/// `c_in-c_out kk/stride side`: `(c_in, c_out, k, stride, input side)`.
 type Shape = (usize, usize, usize, usize, usize);
 
-const SHAPES: [(&str, Shape); 8] = [
+const SHAPES: [(&str, Shape); 11] = [
     ("3-64 3x3/1 32", (3, 64, 3, 1, 32)),
+    ("16-16 3x3/1 32", (16, 16, 3, 1, 32)),
+    ("32-32 3x3/1 16", (32, 32, 3, 1, 16)),
     ("64-64 3x3/1 32", (64, 64, 3, 1, 32)),
     ("64-128 3x3/2 32", (64, 128, 3, 2, 32)),
     ("128-128 3x3/1 16", (128, 128, 3, 1, 16)),
     ("128-256 3x3/2 16", (128, 256, 3, 2, 16)),
+    ("256-256 3x3/1 8", (256, 256, 3, 1, 8)),
     ("256-512 3x3/2 8", (256, 512, 3, 2, 8)),
     ("512-512 3x3/1 4", (512, 512, 3, 1, 4)),
     ("64-128 1x1/2 32", (64, 128, 1, 2, 32)),
