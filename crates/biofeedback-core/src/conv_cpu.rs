@@ -28,7 +28,8 @@
 //! The forward convolution and the input gradient of the 3x3 stride-1 convs with at least 64
 //! channels on both sides (every such conv of ResNet-18 and -50, and of the mirror's noise
 //! passes) go through Winograd's F(2x2, 3x3) instead of im2col ([`winograd`]): 2.25 times
-//! fewer multiplies, 0.55-0.7 of im2col's time on ResNet-18's shapes.
+//! fewer multiplies; on ResNet-18's shapes the forward takes 0.7-0.8 of im2col's time, the input
+//! gradient 0.55-0.7.
 //! `BIOFEEDBACK_CPU_CONV=im2col` turns that off (im2col everywhere).
 //!
 //! Every function here returns `None` when its tensors are not plain `f32` tensors of the
