@@ -108,6 +108,8 @@ fn tiles(g: &Geometry) -> (usize, usize) {
 pub(super) fn forward(xs: &[f32], u: &[f32], g: &Geometry) -> Vec<f32> {
     let (th, tw) = tiles(g);
     let per_image = th * tw;
+    // A chunk's transformed input `V` and products `M` together, each about as large as
+    // an im2col chunk (one image alone may need more: 26 MB for `layer1` at 224x224).
     let per = g.per_chunk_of(XI * (g.c_in + g.c_out) * per_image, 2 * CHUNK_FLOATS);
     let ohw = g.ohw();
     let mut y = vec![0.0f32; g.n * g.c_out * ohw];
