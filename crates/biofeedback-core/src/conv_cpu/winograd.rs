@@ -217,10 +217,10 @@ fn transform_input(x: &[f32], g: &Geometry, images: std::ops::Range<usize>, v: &
 /// loop vectorizes (a stride-2 gather per column is scalar).
 fn deinterleave(src: &[f32], pad: usize, e: &mut [f32], o: &mut [f32]) {
     // Input pair m (columns 2m, 2m + 1) lands at padded columns 2m + pad, 2m + 1 + pad.
-    let (first, second, at_first, at_second) = if pad % 2 == 0 {
+    let (first, second, at_first, at_second) = if pad.is_multiple_of(2) {
         (e, o, pad / 2, pad / 2)
     } else {
-        (o, e, (pad - 1) / 2, (pad + 1) / 2)
+        (o, e, (pad - 1) / 2, pad.div_ceil(2))
     };
     let pairs = src.chunks_exact(2);
     let last = pairs.remainder().first().copied();
