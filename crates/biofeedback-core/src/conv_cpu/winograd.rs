@@ -14,7 +14,8 @@
 //! (and halvings, exact in `f32`), so the work is the 16 GEMMs: 2.25 times fewer multiplies
 //! than im2col's single GEMM, and the transformed input (4 values per input pixel and
 //! channel) is smaller than im2col's matrix (9). The input and output transforms run on
-//! whole rows of tiles at a time, so they vectorize.
+//! whole rows of tiles at a time, so they vectorize (to SSE in the baseline x86-64 build:
+//! an AVX-512 dispatch of them measured no faster, `docs/performance.md`).
 
 use super::{CHUNK_FLOATS, Geometry, Layout, Mat, matmul, with_scratch};
 use rayon::prelude::*;
