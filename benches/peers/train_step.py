@@ -1,7 +1,9 @@
 """PyTorch peer of `biofeedback bench`: training throughput of the same step on the same device.
 
 The step: torchvision-shaped ResNet-18 or ResNet-50 (ImageNet stem: 7x7/2 conv + 3x3/2
-max-pool; or the CIFAR stem: 3x3/1 conv, no pool), train-mode BatchNorm, softmax
+max-pool; or the CIFAR stem: 3x3/1 conv, no pool), or a CIFAR ResNet-20/32/44/56 (3 stages,
+1x1 projection shortcuts, as `biofeedback bench --model resnet20` builds it; pass
+--stem cifar --width 16), train-mode BatchNorm, softmax
 cross-entropy, SGD with Nesterov momentum 0.9 and weight decay 1e-4, on one fixed synthetic
 batch (N(0, 1) images, cyclic labels), after warm-up; the steps are timed in blocks that end by
 reading the loss (so the GPU queue is drained), as `biofeedback bench` does. Eager fp32; with
@@ -99,7 +101,11 @@ class ResNet(nn.Module):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--model", choices=["resnet18", "resnet50"], default="resnet18")
+    p.add_argument(
+        "--model",
+        choices=["resnet18", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56"],
+        default="resnet18",
+    )
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
@@ -118,7 +124,12 @@ def main():
     torch.backends.cudnn.benchmark = True
     device = torch.device(a.device)
     torch.manual_seed(1)
-    block, layers = (Basic, [2, 2, 2, 2]) if a.model == "resnet18" else (Bottleneck, [3, 4, 6, 3])
+    if a.model == "resnet18":
+        block, layers = Basic, [2, 2, 2, 2]
+    elif a.model == "resnet50":
+        block, layers = Bottleneck, [3, 4, 6, 3]
+    else:  # the CIFAR ResNets: 3 stages of (depth - 2) / 6 basic blocks, projection shortcuts
+        block, layers = Basic, [(int(a.model[6:]) - 2) // 6] * 3
     model = ResNet(block, layers, a.width, a.classes, a.stem).to(device)
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
