@@ -46,6 +46,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
 
+mod direct;
 mod winograd;
 
 /// The largest im2col buffer of one chunk of images, in floats (2 MiB: a worker's chunk stays
@@ -380,6 +381,8 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> O
     let y = if winograd::applies(&g) {
         let u = winograd::transform_kernel(ws, g.c_out, g.c_in, winograd::Kernel::AsIs);
         winograd::forward(xs, &u, &g)
+    } else if direct::applies(&g) {
+        direct::forward(xs, ws, &g)
     } else {
         forward(xs, ws, &g)
     };
@@ -425,7 +428,11 @@ pub fn input_gradient(
             .zip(src.iter().rev())
             .for_each(|(o, v)| *o = *v);
     });
-    let dx = forward(elements(&df), &flipped, &g);
+    let dx = if direct::applies(&g) {
+        direct::forward(elements(&df), &flipped, &g)
+    } else {
+        forward(elements(&df), &flipped, &g)
+    };
     Some(tensor(dx, [g.n, c_in, g.oh, g.ow], delta))
 }
 
@@ -538,6 +545,38 @@ pub fn weight_gradient(
         Layout::ColMajor => transpose(&sum, rows, g.c_out),
     };
     Some(tensor(dw, kernel, delta))
+}
+
+/// Inputs and comparisons the tests of this module and its submodules share.
+#[cfg(test)]
+mod check {
+    /// `n` values spread over `[-1, 1)`, different for each `seed`.
+    pub(super) fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f32 * 12.9898 + seed * 78.233).sin() * 43758.547).fract())
+            .collect()
+    }
+
+    /// `|a - b| / |b|` under 1e-6.
+    pub(super) fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: size");
+        let (diff, norm) = a.iter().zip(b).fold((0.0f64, 0.0f64), |(d, n), (a, b)| {
+            (d + ((a - b) as f64).powi(2), n + (*b as f64).powi(2))
+        });
+        let rel = (diff / norm).sqrt();
+        assert!(rel < 1e-6, "{what}: relative error {rel:e}");
+    }
+
+    /// The kernel `w`, `[ci, co, 3, 3]`, as the input gradient's forward convolution reads
+    /// it: `[co, ci, 3, 3]`, each 3x3 kernel flipped, `w'[o, i, a, b] = w[i, o, 2 - a, 2 - b]`.
+    pub(super) fn flipped(w: &[f32], ci: usize, co: usize) -> Vec<f32> {
+        (0..co * ci)
+            .flat_map(|q| {
+                let (o, i) = (q / ci, q % ci);
+                w[(i * co + o) * 9..][..9].iter().rev().copied()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

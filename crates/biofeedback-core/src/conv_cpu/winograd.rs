@@ -26,7 +26,7 @@ const XI: usize = 16;
 
 /// Whether the Winograd path is on: unless `BIOFEEDBACK_CPU_CONV=im2col` (or `burn`) is set,
 /// which is how `docs/performance.md` measures it against im2col in the same binary.
-fn enabled() -> bool {
+pub(super) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var("BIOFEEDBACK_CPU_CONV").map_or(true, |v| v != "im2col"))
 }
@@ -294,6 +294,7 @@ fn transform_output(m: &[f32], g: &Geometry, images: usize, out: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::check::{close, flipped, values};
     use super::*;
 
     /// `G g G^T` of the 3x3 kernel `g`, from the matrices of the module docs.
@@ -344,37 +345,10 @@ mod tests {
 
             // The same kernel read as the input gradient's: `w` is then `[ci, co, 3, 3]`
             // (its convolution maps `ci` channels to `co`) and is used transposed, flipped.
-            let flipped: Vec<f32> = (0..co * ci)
-                .flat_map(|q| {
-                    let (o, i) = (q / ci, q % ci);
-                    w[(i * co + o) * 9..][..9]
-                        .iter()
-                        .rev()
-                        .copied()
-                        .collect::<Vec<_>>()
-                })
-                .collect();
             let u = transform_kernel(&w, ci, co, Kernel::TransposedFlipped);
-            let want = super::super::forward(&x, &flipped, &g);
+            let want = super::super::forward(&x, &flipped(&w, ci, co), &g);
             close(&forward(&x, &u, &g), &want, &format!("{case}, transposed"));
         }
-    }
-
-    /// `n` values spread over `[-1, 1)`, different for each `seed`.
-    fn values(n: usize, seed: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as f32 * 12.9898 + seed * 78.233).sin() * 43758.547).fract())
-            .collect()
-    }
-
-    /// `|a - b| / |b|` under 1e-6.
-    fn close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: size");
-        let (diff, norm) = a.iter().zip(b).fold((0.0f64, 0.0f64), |(d, n), (a, b)| {
-            (d + ((a - b) as f64).powi(2), n + (*b as f64).powi(2))
-        });
-        let rel = (diff / norm).sqrt();
-        assert!(rel < 1e-6, "{what}: relative error {rel:e}");
     }
 
     /// ResNet-18's stride-1 3x3 convs go through Winograd, the thin ones, strided ones and

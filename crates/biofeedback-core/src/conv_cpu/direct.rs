@@ -1,0 +1,313 @@
+//! The thin 3x3 stride-1 "same" convolutions (fewer than 64 channels on a side: the CIFAR
+//! ResNets' first two stages, the 3-channel stems) computed in place, without im2col: each
+//! output row lives in AVX-512 registers while the kernel's 9 taps of every input channel are
+//! added into it.
+//!
+//! ```text
+//! y[i, co, oy, ox] = sum_{ci, a, b} W[co, ci, a, b] x[i, ci, oy + a - 1, ox + b - 1]   (0 outside)
+//! ```
+//!
+//! A register block holds 8 output channels by 1 or 2 output rows of up to 32 positions
+//! (16 accumulators of 16 lanes). For each input channel and tap it loads the input row
+//! shifted by the tap, once, as 1 or 2 masked vectors (the masks zero the padding columns and
+//! rows, and read nothing outside the image), and adds it times each of the 8 channels'
+//! weight (a broadcast) into their accumulators: 16 FMAs per 10 loads, no copy of the input.
+//! For these shapes im2col's matrix is 9 times the input and its GEMM has an inner size of
+//! only `9 c_in` (144 at 16 channels): copying it cost as much as the products
+//! (`docs/performance.md`, "Direct thin convolutions").
+//!
+//! Only on x86-64 CPUs with AVX-512F (checked at run time); elsewhere, and for other shapes,
+//! `conv_cpu` keeps im2col. `BIOFEEDBACK_CPU_CONV=im2col` turns this path off with Winograd.
+
+use super::Geometry;
+#[cfg(target_arch = "x86_64")]
+use rayon::prelude::*;
+
+/// Output channels per register block.
+const CO_BLOCK: usize = 8;
+
+/// `f32` lanes of an AVX-512 vector.
+#[cfg(target_arch = "x86_64")]
+const LANES: usize = 16;
+
+/// The widest output row a register block holds (2 vectors).
+const MAX_WIDTH: usize = 32;
+
+/// Whether this CPU runs the direct kernel (AVX-512F).
+fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether `g` is a convolution this path computes: 3x3, stride 1, padding 1 (the output the
+/// size of the input), output rows of at most 32 positions, output channels a multiple of 8,
+/// fewer than 64 channels on one side (from 64 on both, Winograd takes them), on a CPU with
+/// AVX-512F, and the path not turned off.
+pub(super) fn applies(g: &Geometry) -> bool {
+    g.k == 3
+        && g.stride == 1
+        && g.pad == 1
+        && g.ow <= MAX_WIDTH
+        && g.c_out.is_multiple_of(CO_BLOCK)
+        && (g.c_in < 64 || g.c_out < 64)
+        && super::winograd::enabled()
+        && available()
+}
+
+/// The convolution of `x` (`[n, c_in, h, w]`) by `w` (`[c_out, c_in, 3, 3]`) for a `g` that
+/// [`applies`]: `[n, c_out, h, w]`. The blocks of 8 output channels of each image run in
+/// parallel.
+pub(super) fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
+    assert!(
+        applies(g),
+        "direct::forward: a convolution it does not take"
+    );
+    assert_eq!(
+        xs.len(),
+        g.n * g.c_in * g.h * g.w,
+        "direct::forward: input size"
+    );
+    assert_eq!(
+        ws.len(),
+        g.c_out * g.c_in * 9,
+        "direct::forward: kernel size"
+    );
+    let packed = pack(ws, g.c_in);
+    let mut y = vec![0.0f32; g.n * g.c_out * g.oh * g.ow];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let blocks = g.c_out / CO_BLOCK;
+        let plane = g.oh * g.ow;
+        y.par_chunks_mut(CO_BLOCK * plane)
+            .enumerate()
+            .for_each(|(q, out)| {
+                let (image, block) = (q / blocks, q % blocks);
+                let x = &xs[image * g.c_in * g.h * g.w..][..g.c_in * g.h * g.w];
+                let w = &packed[block * g.c_in * 9 * CO_BLOCK..][..g.c_in * 9 * CO_BLOCK];
+                // SAFETY: `applies` checked that the CPU has AVX-512F; `x`, `w` and `out`
+                // have the sizes `channel_block` reads and writes (asserted there).
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::channel_block(x, w, g, out)
+                };
+            });
+    }
+    y
+}
+
+/// `w` (`[c_out, c_in, 3, 3]`) as `[c_out / 8][c_in][9][8]`: the 8 weights a register block
+/// broadcasts for one input channel and tap lie side by side.
+fn pack(ws: &[f32], c_in: usize) -> Vec<f32> {
+    let mut packed = vec![0.0f32; ws.len()];
+    for (q, out) in packed.chunks_exact_mut(CO_BLOCK).enumerate() {
+        let (block, ci, tap) = (q / (c_in * 9), (q / 9) % c_in, q % 9);
+        for (c, value) in out.iter_mut().enumerate() {
+            *value = ws[((block * CO_BLOCK + c) * c_in + ci) * 9 + tap];
+        }
+    }
+    packed
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use super::{CO_BLOCK, Geometry, LANES};
+    use std::arch::x86_64::{
+        __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps,
+        _mm512_setzero_ps,
+    };
+
+    /// The lanes `l` of vector `v` whose position `16 v + l + shift` lies in `[0, width)`.
+    fn lanes(v: usize, shift: isize, width: usize) -> __mmask16 {
+        (0..LANES).fold(0, |mask, l| {
+            let p = (v * LANES + l) as isize + shift;
+            if p >= 0 && (p as usize) < width {
+                mask | (1 << l)
+            } else {
+                mask
+            }
+        })
+    }
+
+    /// 8 output channels of one image: `x` the image (`[c_in, h, w]`), `w` the block's packed
+    /// weights (`[c_in][9][8]`), `out` the 8 output planes (`[8, h', w']`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn channel_block(x: &[f32], w: &[f32], g: &Geometry, out: &mut [f32]) {
+        // SAFETY (both calls): AVX-512F as this function requires.
+        unsafe {
+            if g.ow <= LANES {
+                rows::<1, 2>(x, w, g, out)
+            } else {
+                rows::<2, 1>(x, w, g, out)
+            }
+        }
+    }
+
+    /// [`channel_block`] in register blocks of `R` output rows of `NV` vectors.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn rows<const NV: usize, const R: usize>(
+        x: &[f32],
+        w: &[f32],
+        g: &Geometry,
+        out: &mut [f32],
+    ) {
+        let (h, wd, ow) = (g.h, g.w, g.ow);
+        assert!(
+            ow <= NV * LANES && g.oh == h && ow == wd,
+            "direct: geometry"
+        );
+        assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
+        assert_eq!(w.len(), g.c_in * 9 * CO_BLOCK, "direct: packed kernel size");
+        assert_eq!(out.len(), CO_BLOCK * g.oh * ow, "direct: output size");
+        // Input lanes per vector and column tap (`b - 1` the column shift), output lanes.
+        let load: [[__mmask16; 3]; NV] =
+            std::array::from_fn(|v| std::array::from_fn(|b| lanes(v, b as isize - 1, wd)));
+        let store: [__mmask16; NV] = std::array::from_fn(|v| lanes(v, 0, ow));
+        let xp = x.as_ptr();
+        let wp = w.as_ptr();
+        let op = out.as_mut_ptr();
+        for oy0 in (0..g.oh).step_by(R) {
+            let mut acc = [[[_mm512_setzero_ps(); NV]; R]; CO_BLOCK];
+            for ci in 0..g.c_in {
+                for a in 0..3 {
+                    // Row `r` of the block reads input row `oy0 + r + a - 1`; outside the
+                    // image its loads are masked off entirely (zeros, no read).
+                    let mut row = [xp; R];
+                    let mut inside = [false; R];
+                    for r in 0..R {
+                        let iy = (oy0 + r + a) as isize - 1;
+                        inside[r] = iy >= 0 && (iy as usize) < h && oy0 + r < g.oh;
+                        if inside[r] {
+                            row[r] = xp.wrapping_add((ci * h + iy as usize) * wd);
+                        }
+                    }
+                    for b in 0..3 {
+                        let mut xv = [[_mm512_setzero_ps(); NV]; R];
+                        for r in 0..R {
+                            for v in 0..NV {
+                                let mask = if inside[r] { load[v][b] } else { 0 };
+                                let at = row[r].wrapping_add(v * LANES + b).wrapping_sub(1);
+                                // SAFETY: the unmasked lanes are the columns `16 v + l + b - 1`
+                                // in `[0, w)` of an input row inside `x`; masked lanes are
+                                // not read (AVX-512 masked loads do not fault on them).
+                                xv[r][v] = unsafe { _mm512_maskz_loadu_ps(mask, at) };
+                            }
+                        }
+                        let taps = (ci * 9 + a * 3 + b) * CO_BLOCK;
+                        for (c, acc_c) in acc.iter_mut().enumerate() {
+                            // SAFETY: `taps + c < c_in * 9 * 8 = w.len()`.
+                            let weight = _mm512_set1_ps(unsafe { *wp.add(taps + c) });
+                            for r in 0..R {
+                                for v in 0..NV {
+                                    acc_c[r][v] = _mm512_fmadd_ps(xv[r][v], weight, acc_c[r][v]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (c, acc_c) in acc.iter().enumerate() {
+                for (r, acc_r) in acc_c.iter().enumerate() {
+                    if oy0 + r >= g.oh {
+                        continue;
+                    }
+                    for (v, value) in acc_r.iter().enumerate() {
+                        let at = op.wrapping_add((c * g.oh + oy0 + r) * ow + v * LANES);
+                        // SAFETY: the unmasked lanes are the positions `16 v + l < w'` of
+                        // output row `oy0 + r < h'` of channel `c < 8`, inside `out`.
+                        unsafe { _mm512_mask_storeu_ps(at, store[v], *value) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::{close, flipped, values};
+    use super::*;
+
+    /// The direct convolution equals im2col's: 16 and 32 channels at 32x32 and 16x16 (the
+    /// CIFAR ResNets'), a 3-channel stem, rectangular maps with rows of 1 to 32 positions (a
+    /// second vector partly outside), an odd number of rows (a last block of 2 rows half
+    /// outside), a 1-pixel map; the kernel as it is and transposed and flipped (the input
+    /// gradient's).
+    #[test]
+    fn direct_equals_im2col() {
+        if !available() {
+            eprintln!("direct_equals_im2col: no AVX-512F on this CPU, the direct path is off");
+            return;
+        }
+        // (n, c_in, c_out, h, w)
+        for (n, ci, co, h, w) in [
+            (3, 16, 16, 32, 32),
+            (2, 3, 16, 32, 32),
+            (2, 32, 32, 16, 16),
+            (2, 5, 8, 7, 13),
+            (2, 20, 24, 9, 20),
+            (2, 8, 16, 3, 32),
+            (3, 1, 8, 1, 1),
+            (1, 16, 8, 5, 17),
+        ] {
+            let case = format!("n {n} c {ci}->{co} {h}x{w}");
+            let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
+            assert!(applies(&g), "{case}: the direct path takes it");
+            let x = values(n * ci * h * w, 1.0);
+            let k = values(co * ci * 9, 2.0);
+            close(
+                &forward(&x, &k, &g),
+                &super::super::forward(&x, &k, &g),
+                &case,
+            );
+            // The same values read as an input gradient's kernel `[co, ci, 3, 3]` of a
+            // convolution from `co` channels to `ci`, when `ci` is a multiple of 8.
+            if ci.is_multiple_of(CO_BLOCK) {
+                let g = Geometry::new([n, co, h, w], [ci, co, 3, 3], 1, 1).unwrap();
+                let x = values(n * co * h * w, 3.0);
+                let k = flipped(&k, co, ci);
+                close(
+                    &forward(&x, &k, &g),
+                    &super::super::forward(&x, &k, &g),
+                    &format!("{case}, transposed"),
+                );
+            }
+        }
+    }
+
+    /// The thin 3x3 "same" convs at stride 1 go the direct way; wide ones (Winograd's), other
+    /// strides, paddings and kernels, rows over 32 positions and output channels that are no
+    /// multiple of 8 do not.
+    #[test]
+    fn direct_takes_the_thin_same_convs() {
+        if !available() {
+            eprintln!("direct_takes_the_thin_same_convs: no AVX-512F on this CPU");
+            return;
+        }
+        let geometry = |ci, co, k, s, pad, side| {
+            Geometry::new([2, ci, side, side], [co, ci, k, k], s, pad).unwrap()
+        };
+        assert!(applies(&geometry(16, 16, 3, 1, 1, 32)));
+        assert!(applies(&geometry(32, 32, 3, 1, 1, 16)));
+        assert!(applies(&geometry(3, 16, 3, 1, 1, 32)));
+        assert!(applies(&geometry(3, 64, 3, 1, 1, 32)));
+        assert!(!applies(&geometry(64, 64, 3, 1, 1, 32)));
+        assert!(!applies(&geometry(16, 32, 3, 2, 1, 32)));
+        assert!(!applies(&geometry(16, 16, 3, 1, 0, 32)));
+        assert!(!applies(&geometry(16, 16, 1, 1, 0, 32)));
+        assert!(!applies(&geometry(16, 16, 3, 1, 1, 33)));
+        assert!(!applies(&geometry(16, 12, 3, 1, 1, 32)));
+    }
+}
