@@ -155,6 +155,9 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
+    // The register block's loops index several arrays (masks, rows, vectors) by the same
+    // counters.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn rows<const NV: usize, const R: usize>(
