@@ -498,6 +498,9 @@ pub fn weight_gradient(
     }
     let (xf, df) = (flex_f32(x)?, flex_f32(delta)?);
     let (xs, ds) = (elements(&xf), elements(&df));
+    if direct::applies(&g) {
+        return Some(tensor(direct::weight_gradient(xs, ds, &g), kernel, delta));
+    }
     let (ohw, rows, per) = (g.ohw(), g.rows(), g.per_chunk());
     let chunks = g.n.div_ceil(per);
 
@@ -622,6 +625,13 @@ mod tests {
             (2, 64, 64, 3, 1, 2, 5),
             (4, 64, 64, 3, 1, 1, 1),
             (5, 128, 64, 3, 1, 1, 4),
+            // the direct path (3x3, stride 1, padding 1, fewer than 64 channels on a side,
+            // output channels a multiple of 8): the CIFAR ResNets' thin convs, a stem, an odd
+            // side
+            (3, 16, 16, 3, 1, 1, 32),
+            (2, 3, 16, 3, 1, 1, 32),
+            (2, 32, 32, 3, 1, 1, 16),
+            (2, 24, 8, 3, 1, 1, 11),
         ] {
             let case = format!("n {n} c {ci}->{co} k {k} s {s} p {p} side {side}");
             let x = Tensor::<4>::random([n, ci, side, side], normal, &device);

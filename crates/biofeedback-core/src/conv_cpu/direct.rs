@@ -100,6 +100,63 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
     y
 }
 
+/// The kernel gradient of a convolution `g` that [`applies`], from its input `x`
+/// (`[n, c_in, h, w]`) and output gradient `delta` (`[n, c_out, h, w]`):
+///
+/// ```text
+/// dW[co, ci, a, b] = sum_{i, oy, ox} delta[i, co, oy, ox] x[i, ci, oy + a - 1, ox + b - 1]
+/// ```
+///
+/// `[c_out, c_in, 3, 3]`. The images are split into one contiguous group per thread, each
+/// group sums into its own kernel, and the groups' sums are added in group order (so a given
+/// thread count always adds in the same order).
+pub(super) fn weight_gradient(xs: &[f32], ds: &[f32], g: &Geometry) -> Vec<f32> {
+    assert!(
+        applies(g),
+        "direct::weight_gradient: a convolution it does not take"
+    );
+    let (x_image, d_image) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
+    assert_eq!(
+        xs.len(),
+        g.n * x_image,
+        "direct::weight_gradient: input size"
+    );
+    assert_eq!(
+        ds.len(),
+        g.n * d_image,
+        "direct::weight_gradient: gradient size"
+    );
+    let size = g.c_out * g.c_in * 9;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let groups = rayon::current_num_threads().clamp(1, g.n.max(1));
+        let partial: Vec<Vec<f32>> = (0..groups)
+            .into_par_iter()
+            .map(|group| {
+                let mut dw = vec![0.0f32; size];
+                for image in group * g.n / groups..(group + 1) * g.n / groups {
+                    let x = &xs[image * x_image..][..x_image];
+                    let d = &ds[image * d_image..][..d_image];
+                    // SAFETY: `applies` checked that the CPU has AVX-512F; the slices have
+                    // the sizes `kernel_gradient` reads and writes (asserted there).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        avx512::kernel_gradient(x, d, g, &mut dw)
+                    };
+                }
+                dw
+            })
+            .collect();
+        if let Some(sum) = partial.into_iter().reduce(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+            a
+        }) {
+            return sum;
+        }
+    }
+    vec![0.0f32; size]
+}
+
 /// `w` (`[c_out, c_in, 3, 3]`) as `[c_out / 8][c_in][9][8]`: the 8 weights a register block
 /// broadcasts for one input channel and tap lie side by side.
 fn pack(ws: &[f32], c_in: usize) -> Vec<f32> {
@@ -118,8 +175,8 @@ fn pack(ws: &[f32], c_in: usize) -> Vec<f32> {
 mod avx512 {
     use super::{CO_BLOCK, Geometry, LANES};
     use std::arch::x86_64::{
-        __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps,
-        _mm512_setzero_ps,
+        __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
     /// The lanes `l` of vector `v` whose position `16 v + l + shift` lies in `[0, width)`.
@@ -236,6 +293,89 @@ mod avx512 {
             }
         }
     }
+
+    /// Adds one image's kernel gradient into `dw` (`[c_out, c_in, 3, 3]`): `x` the image
+    /// (`[c_in, h, w]`), `d` its output gradient (`[c_out, h, w]`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel_gradient(x: &[f32], d: &[f32], g: &Geometry, dw: &mut [f32]) {
+        // SAFETY (both calls): AVX-512F as this function requires.
+        unsafe {
+            if g.ow <= LANES {
+                taps::<1>(x, d, g, dw)
+            } else {
+                taps::<2>(x, d, g, dw)
+            }
+        }
+    }
+
+    /// [`kernel_gradient`] with output rows of `NV` vectors. For each block of 8 output
+    /// channels, input channel `ci` and kernel row `a`, 24 accumulators (8 channels by the 3
+    /// column taps `b`) sum `delta[co, oy, :] * x[ci, oy + a - 1, : + b - 1]` lane by lane over
+    /// the rows, then each is summed across its lanes into `dw[co, ci, a, b]`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn taps<const NV: usize>(x: &[f32], d: &[f32], g: &Geometry, dw: &mut [f32]) {
+        let (h, wd, ow) = (g.h, g.w, g.ow);
+        assert!(
+            ow <= NV * LANES && g.oh == h && ow == wd,
+            "direct: geometry"
+        );
+        assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
+        assert_eq!(d.len(), g.c_out * h * ow, "direct: gradient size");
+        assert_eq!(dw.len(), g.c_out * g.c_in * 9, "direct: kernel size");
+        let load: [[__mmask16; 3]; NV] =
+            std::array::from_fn(|v| std::array::from_fn(|b| lanes(v, b as isize - 1, wd)));
+        let full: [__mmask16; NV] = std::array::from_fn(|v| lanes(v, 0, ow));
+        let (xp, dp) = (x.as_ptr(), d.as_ptr());
+        for block in 0..g.c_out / CO_BLOCK {
+            for ci in 0..g.c_in {
+                for a in 0..3 {
+                    let mut acc = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
+                    // The output rows whose input row `oy + a - 1` lies inside the image.
+                    let (lo, hi) = (1usize.saturating_sub(a), (h + 1 - a).min(g.oh));
+                    for oy in lo..hi {
+                        let row = xp.wrapping_add((ci * h + oy + a - 1) * wd);
+                        let mut xv = [[_mm512_setzero_ps(); NV]; 3];
+                        for b in 0..3 {
+                            for v in 0..NV {
+                                let at = row.wrapping_add(v * LANES + b).wrapping_sub(1);
+                                // SAFETY: the unmasked lanes are the columns
+                                // `16 v + l + b - 1` in `[0, w)` of row `oy + a - 1` (inside
+                                // the image) of channel `ci`; masked lanes are not read.
+                                xv[b][v] = unsafe { _mm512_maskz_loadu_ps(load[v][b], at) };
+                            }
+                        }
+                        for c in 0..CO_BLOCK {
+                            let drow = dp.wrapping_add(((block * CO_BLOCK + c) * g.oh + oy) * ow);
+                            for v in 0..NV {
+                                // SAFETY: the unmasked lanes are the positions `16 v + l < w'`
+                                // of row `oy` of output channel `8 block + c`, inside `d`.
+                                let dv = unsafe {
+                                    _mm512_maskz_loadu_ps(full[v], drow.wrapping_add(v * LANES))
+                                };
+                                for b in 0..3 {
+                                    acc[c][b] = _mm512_fmadd_ps(dv, xv[b][v], acc[c][b]);
+                                }
+                            }
+                        }
+                    }
+                    for (c, acc_c) in acc.iter().enumerate() {
+                        let at = (((block * CO_BLOCK + c) * g.c_in + ci) * 3 + a) * 3;
+                        for (b, value) in acc_c.iter().enumerate() {
+                            dw[at + b] += _mm512_reduce_add_ps(*value);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +427,51 @@ mod tests {
                     &format!("{case}, transposed"),
                 );
             }
+        }
+    }
+
+    /// The direct kernel gradient equals the definition's sum (module docs, in `f64`) for the
+    /// shapes of [`direct_equals_im2col`], with 1, 2 and 3 images (so one thread's group of
+    /// images may be empty, one or several).
+    #[test]
+    fn the_direct_kernel_gradient_is_its_definition() {
+        if !available() {
+            eprintln!("the_direct_kernel_gradient_is_its_definition: no AVX-512F on this CPU");
+            return;
+        }
+        for (n, ci, co, h, w) in [
+            (3, 16, 16, 32, 32),
+            (2, 3, 16, 32, 32),
+            (1, 32, 32, 16, 16),
+            (2, 5, 8, 7, 13),
+            (3, 20, 24, 9, 20),
+            (2, 8, 16, 3, 32),
+            (3, 1, 8, 1, 1),
+            (1, 16, 8, 5, 17),
+        ] {
+            let case = format!("n {n} c {ci}->{co} {h}x{w}");
+            let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
+            let x = values(n * ci * h * w, 4.0);
+            let d = values(n * co * h * w, 5.0);
+            let mut want = vec![0.0f64; co * ci * 9];
+            for (q, sum) in want.iter_mut().enumerate() {
+                let (o, i, a, b) = (q / (ci * 9), (q / 9) % ci, (q / 3) % 3, q % 3);
+                for image in 0..n {
+                    for oy in 0..h {
+                        for ox in 0..w {
+                            let (iy, ix) = (oy + a, ox + b);
+                            if iy < 1 || iy > h || ix < 1 || ix > w {
+                                continue;
+                            }
+                            let xv = x[((image * ci + i) * h + iy - 1) * w + ix - 1];
+                            let dv = d[((image * co + o) * h + oy) * w + ox];
+                            *sum += f64::from(xv) * f64::from(dv);
+                        }
+                    }
+                }
+            }
+            let want: Vec<f32> = want.into_iter().map(|v| v as f32).collect();
+            close(&weight_gradient(&x, &d, &g), &want, &case);
         }
     }
 
