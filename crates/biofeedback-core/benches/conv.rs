@@ -20,10 +20,11 @@ const BATCH: usize = 32;
 /// `c_in-c_out kk/stride side`: `(c_in, c_out, k, stride, input side)`.
 type Shape = (usize, usize, usize, usize, usize);
 
-const SHAPES: [(&str, Shape); 11] = [
+const SHAPES: [(&str, Shape); 12] = [
     ("3-64 3x3/1 32", (3, 64, 3, 1, 32)),
     ("16-16 3x3/1 32", (16, 16, 3, 1, 32)),
     ("32-32 3x3/1 16", (32, 32, 3, 1, 16)),
+    ("64-64 3x3/1 8", (64, 64, 3, 1, 8)),
     ("64-64 3x3/1 32", (64, 64, 3, 1, 32)),
     ("64-128 3x3/2 32", (64, 128, 3, 2, 32)),
     ("128-128 3x3/1 16", (128, 128, 3, 1, 16)),
