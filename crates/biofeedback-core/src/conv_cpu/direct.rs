@@ -175,20 +175,51 @@ fn pack(ws: &[f32], c_in: usize) -> Vec<f32> {
 mod avx512 {
     use super::{CO_BLOCK, Geometry, LANES};
     use std::arch::x86_64::{
-        __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
         _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
-    /// The lanes `l` of vector `v` whose position `16 v + l + shift` lies in `[0, width)`.
-    fn lanes(v: usize, shift: isize, width: usize) -> __mmask16 {
-        (0..LANES).fold(0, |mask, l| {
-            let p = (v * LANES + l) as isize + shift;
-            if p >= 0 && (p as usize) < width {
-                mask | (1 << l)
+    /// How output positions map to vector lanes. A *unit* is `rows` consecutive output rows
+    /// held in `vectors` vectors, lane `l` of vector `v` at position `p = 16 v + l`: row
+    /// `p / w`, column `p % w` of the unit (lanes with `p >= rows w` unused). Maps of 1, 2,
+    /// 4, 8 or 16 columns pack `16 / w` rows into one vector; wider rows (up to 32) take 2
+    /// vectors, other widths under 16 one vector per row.
+    #[derive(Clone, Copy)]
+    struct Units {
+        rows: usize,
+        vectors: usize,
+    }
+
+    impl Units {
+        fn of(g: &Geometry) -> Self {
+            if g.ow <= LANES && LANES.is_multiple_of(g.ow) {
+                Self {
+                    rows: LANES / g.ow,
+                    vectors: 1,
+                }
             } else {
-                mask
+                Self {
+                    rows: 1,
+                    vectors: g.ow.div_ceil(LANES),
+                }
             }
-        })
+        }
+
+        /// The lanes of vector `v` of the unit starting at output row `oy` that read a
+        /// position inside the `[h, w]` input when shifted by `(dy, dx)` (rows and columns),
+        /// and whose own output position exists (`row < h'`).
+        fn lanes(&self, g: &Geometry, v: usize, oy: usize, dy: isize, dx: isize) -> __mmask16 {
+            (0..LANES).fold(0, |mask, l| {
+                let p = v * LANES + l;
+                let (r, c) = (p / g.ow, (p % g.ow) as isize + dx);
+                let iy = (oy + r) as isize + dy;
+                let inside = r < self.rows
+                    && oy + r < g.oh
+                    && (0..g.h as isize).contains(&iy)
+                    && (0..g.w as isize).contains(&c);
+                if inside { mask | (1 << l) } else { mask }
+            })
+        }
     }
 
     /// 8 output channels of one image: `x` the image (`[c_in, h, w]`), `w` the block's packed
@@ -198,17 +229,20 @@ mod avx512 {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn channel_block(x: &[f32], w: &[f32], g: &Geometry, out: &mut [f32]) {
-        // SAFETY (both calls): AVX-512F as this function requires.
+        let units = Units::of(g);
+        // SAFETY (every call): AVX-512F as this function requires.
         unsafe {
-            if g.ow <= LANES {
-                rows::<1, 2>(x, w, g, out)
-            } else {
-                rows::<2, 1>(x, w, g, out)
+            match units.vectors {
+                1 => block::<1, 2>(x, w, g, units, out),
+                _ => block::<2, 1>(x, w, g, units, out),
             }
         }
     }
 
-    /// [`channel_block`] in register blocks of `R` output rows of `NV` vectors.
+    /// [`channel_block`] in register blocks of `R` units of `NV` vectors: for each input
+    /// channel and tap, the units' input shifted by the tap is loaded once (masked: zeros for
+    /// the padding, nothing read outside the image) and added times each channel's weight
+    /// (a broadcast) into the 8 channels' accumulators.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -217,52 +251,59 @@ mod avx512 {
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn rows<const NV: usize, const R: usize>(
+    unsafe fn block<const NV: usize, const R: usize>(
         x: &[f32],
         w: &[f32],
         g: &Geometry,
+        units: Units,
         out: &mut [f32],
     ) {
         let (h, wd, ow) = (g.h, g.w, g.ow);
         assert!(
-            ow <= NV * LANES && g.oh == h && ow == wd,
+            units.vectors == NV && g.oh == h && ow == wd,
             "direct: geometry"
         );
         assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
         assert_eq!(w.len(), g.c_in * 9 * CO_BLOCK, "direct: packed kernel size");
         assert_eq!(out.len(), CO_BLOCK * g.oh * ow, "direct: output size");
-        // Input lanes per vector and column tap (`b - 1` the column shift), output lanes.
-        let load: [[__mmask16; 3]; NV] =
-            std::array::from_fn(|v| std::array::from_fn(|b| lanes(v, b as isize - 1, wd)));
-        let store: [__mmask16; NV] = std::array::from_fn(|v| lanes(v, 0, ow));
-        let xp = x.as_ptr();
-        let wp = w.as_ptr();
-        let op = out.as_mut_ptr();
-        for oy0 in (0..g.oh).step_by(R) {
+        let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        let step = units.rows * R;
+        for oy0 in (0..g.oh).step_by(step) {
+            let first = |r: usize| oy0 + r * units.rows;
+            // Input lanes per tap `(a, b)`, unit and vector; output lanes per unit and vector.
+            let load: [[[[__mmask16; NV]; R]; 3]; 3] = std::array::from_fn(|a| {
+                std::array::from_fn(|b| {
+                    std::array::from_fn(|r| {
+                        std::array::from_fn(|v| {
+                            units.lanes(g, v, first(r), a as isize - 1, b as isize - 1)
+                        })
+                    })
+                })
+            });
+            let store: [[__mmask16; NV]; R] =
+                std::array::from_fn(|r| std::array::from_fn(|v| units.lanes(g, v, first(r), 0, 0)));
             let mut acc = [[[_mm512_setzero_ps(); NV]; R]; CO_BLOCK];
             for ci in 0..g.c_in {
+                let plane = xp.wrapping_add(ci * h * wd);
                 for a in 0..3 {
-                    // Row `r` of the block reads input row `oy0 + r + a - 1`; outside the
-                    // image its loads are masked off entirely (zeros, no read).
-                    let mut row = [xp; R];
-                    let mut inside = [false; R];
-                    for r in 0..R {
-                        let iy = (oy0 + r + a) as isize - 1;
-                        inside[r] = iy >= 0 && (iy as usize) < h && oy0 + r < g.oh;
-                        if inside[r] {
-                            row[r] = xp.wrapping_add((ci * h + iy as usize) * wd);
-                        }
-                    }
                     for b in 0..3 {
                         let mut xv = [[_mm512_setzero_ps(); NV]; R];
                         for r in 0..R {
+                            // Output position `p` of unit `r` reads input position
+                            // `(first(r) + a - 1) w + b - 1 + p` of the plane.
+                            let at = plane
+                                .wrapping_add((first(r) + a) * wd + b)
+                                .wrapping_sub(wd + 1);
                             for v in 0..NV {
-                                let mask = if inside[r] { load[v][b] } else { 0 };
-                                let at = row[r].wrapping_add(v * LANES + b).wrapping_sub(1);
-                                // SAFETY: the unmasked lanes are the columns `16 v + l + b - 1`
-                                // in `[0, w)` of an input row inside `x`; masked lanes are
-                                // not read (AVX-512 masked loads do not fault on them).
-                                xv[r][v] = unsafe { _mm512_maskz_loadu_ps(mask, at) };
+                                // SAFETY: the unmasked lanes read positions inside the
+                                // plane (`Units::lanes`); masked lanes are not read (AVX-512
+                                // masked loads do not fault on them).
+                                xv[r][v] = unsafe {
+                                    _mm512_maskz_loadu_ps(
+                                        load[a][b][r][v],
+                                        at.wrapping_add(v * LANES),
+                                    )
+                                };
                             }
                         }
                         let taps = (ci * 9 + a * 3 + b) * CO_BLOCK;
@@ -279,15 +320,18 @@ mod avx512 {
                 }
             }
             for (c, acc_c) in acc.iter().enumerate() {
-                for (r, acc_r) in acc_c.iter().enumerate() {
-                    if oy0 + r >= g.oh {
-                        continue;
-                    }
-                    for (v, value) in acc_r.iter().enumerate() {
-                        let at = op.wrapping_add((c * g.oh + oy0 + r) * ow + v * LANES);
-                        // SAFETY: the unmasked lanes are the positions `16 v + l < w'` of
-                        // output row `oy0 + r < h'` of channel `c < 8`, inside `out`.
-                        unsafe { _mm512_mask_storeu_ps(at, store[v], *value) };
+                for r in 0..R {
+                    let at = op.wrapping_add((c * g.oh + first(r)) * ow);
+                    for v in 0..NV {
+                        // SAFETY: the unmasked lanes are output positions of rows under `h'`
+                        // of channel `c < 8`, inside `out`.
+                        unsafe {
+                            _mm512_mask_storeu_ps(
+                                at.wrapping_add(v * LANES),
+                                store[r][v],
+                                acc_c[r][v],
+                            )
+                        };
                     }
                 }
             }
@@ -301,64 +345,87 @@ mod avx512 {
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn kernel_gradient(x: &[f32], d: &[f32], g: &Geometry, dw: &mut [f32]) {
+        let units = Units::of(g);
         // SAFETY (both calls): AVX-512F as this function requires.
         unsafe {
-            if g.ow <= LANES {
-                taps::<1>(x, d, g, dw)
-            } else {
-                taps::<2>(x, d, g, dw)
+            match units.vectors {
+                1 => taps::<1>(x, d, g, units, dw),
+                _ => taps::<2>(x, d, g, units, dw),
             }
         }
     }
 
-    /// [`kernel_gradient`] with output rows of `NV` vectors. For each block of 8 output
-    /// channels, input channel `ci` and kernel row `a`, 24 accumulators (8 channels by the 3
-    /// column taps `b`) sum `delta[co, oy, :] * x[ci, oy + a - 1, : + b - 1]` lane by lane over
-    /// the rows, then each is summed across its lanes into `dw[co, ci, a, b]`.
+    /// [`kernel_gradient`] with units of `NV` vectors. For each block of 8 output channels,
+    /// input channel `ci` and kernel row `a`, 24 accumulators (8 channels by the 3 column
+    /// taps `b`) sum `delta[co, p] * x[ci, p shifted by (a - 1, b - 1)]` lane by lane over the
+    /// units, then each is summed across its lanes into `dw[co, ci, a, b]`.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn taps<const NV: usize>(x: &[f32], d: &[f32], g: &Geometry, dw: &mut [f32]) {
+    unsafe fn taps<const NV: usize>(
+        x: &[f32],
+        d: &[f32],
+        g: &Geometry,
+        units: Units,
+        dw: &mut [f32],
+    ) {
         let (h, wd, ow) = (g.h, g.w, g.ow);
         assert!(
-            ow <= NV * LANES && g.oh == h && ow == wd,
+            units.vectors == NV && g.oh == h && ow == wd,
             "direct: geometry"
         );
         assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
         assert_eq!(d.len(), g.c_out * h * ow, "direct: gradient size");
         assert_eq!(dw.len(), g.c_out * g.c_in * 9, "direct: kernel size");
-        let load: [[__mmask16; 3]; NV] =
-            std::array::from_fn(|v| std::array::from_fn(|b| lanes(v, b as isize - 1, wd)));
-        let full: [__mmask16; NV] = std::array::from_fn(|v| lanes(v, 0, ow));
+        let starts: Vec<usize> = (0..g.oh).step_by(units.rows).collect();
+        // Input lanes per unit, kernel row, column tap and vector; output lanes per unit.
+        let load: Vec<[[[__mmask16; NV]; 3]; 3]> = starts
+            .iter()
+            .map(|&oy| {
+                std::array::from_fn(|a| {
+                    std::array::from_fn(|b| {
+                        std::array::from_fn(|v| {
+                            units.lanes(g, v, oy, a as isize - 1, b as isize - 1)
+                        })
+                    })
+                })
+            })
+            .collect();
+        let store: Vec<[__mmask16; NV]> = starts
+            .iter()
+            .map(|&oy| std::array::from_fn(|v| units.lanes(g, v, oy, 0, 0)))
+            .collect();
         let (xp, dp) = (x.as_ptr(), d.as_ptr());
         for block in 0..g.c_out / CO_BLOCK {
             for ci in 0..g.c_in {
+                let plane = xp.wrapping_add(ci * h * wd);
                 for a in 0..3 {
-                    let mut acc = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
-                    // The output rows whose input row `oy + a - 1` lies inside the image.
-                    let (lo, hi) = (1usize.saturating_sub(a), (h + 1 - a).min(g.oh));
-                    for oy in lo..hi {
-                        let row = xp.wrapping_add((ci * h + oy + a - 1) * wd);
+                    let mut acc: [[__m512; 3]; CO_BLOCK] = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
+                    for (u, &oy) in starts.iter().enumerate() {
+                        let at = plane.wrapping_add((oy + a) * wd).wrapping_sub(wd + 1);
                         let mut xv = [[_mm512_setzero_ps(); NV]; 3];
                         for b in 0..3 {
                             for v in 0..NV {
-                                let at = row.wrapping_add(v * LANES + b).wrapping_sub(1);
-                                // SAFETY: the unmasked lanes are the columns
-                                // `16 v + l + b - 1` in `[0, w)` of row `oy + a - 1` (inside
-                                // the image) of channel `ci`; masked lanes are not read.
-                                xv[b][v] = unsafe { _mm512_maskz_loadu_ps(load[v][b], at) };
+                                // SAFETY: the unmasked lanes read positions inside the plane
+                                // (`Units::lanes`); masked lanes are not read.
+                                xv[b][v] = unsafe {
+                                    _mm512_maskz_loadu_ps(
+                                        load[u][a][b][v],
+                                        at.wrapping_add(b + v * LANES),
+                                    )
+                                };
                             }
                         }
                         for c in 0..CO_BLOCK {
                             let drow = dp.wrapping_add(((block * CO_BLOCK + c) * g.oh + oy) * ow);
                             for v in 0..NV {
-                                // SAFETY: the unmasked lanes are the positions `16 v + l < w'`
-                                // of row `oy` of output channel `8 block + c`, inside `d`.
+                                // SAFETY: the unmasked lanes are output positions of rows
+                                // under `h'` of channel `8 block + c`, inside `d`.
                                 let dv = unsafe {
-                                    _mm512_maskz_loadu_ps(full[v], drow.wrapping_add(v * LANES))
+                                    _mm512_maskz_loadu_ps(store[u][v], drow.wrapping_add(v * LANES))
                                 };
                                 for b in 0..3 {
                                     acc[c][b] = _mm512_fmadd_ps(dv, xv[b][v], acc[c][b]);
