@@ -26,10 +26,6 @@ use rayon::prelude::*;
 /// Output channels per register block.
 const CO_BLOCK: usize = 8;
 
-/// `f32` lanes of an AVX-512 vector.
-#[cfg(target_arch = "x86_64")]
-const LANES: usize = 16;
-
 /// The widest output row a register block holds (2 vectors).
 const MAX_WIDTH: usize = 32;
 
@@ -59,6 +55,82 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && available()
 }
 
+/// How output positions map to vector lanes. A *unit* is `rows` consecutive output rows held
+/// in `vectors` vectors, lane `l` of vector `v` at position `p = 16 v + l`: row `p / w`,
+/// column `p % w` of the unit (lanes with `p >= rows w` unused). Maps of 1, 2, 4, 8 or 16
+/// columns pack `16 / w` rows into one vector; wider rows (up to 32) take 2 vectors, other
+/// widths under 16 one vector per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Units {
+    rows: usize,
+    vectors: usize,
+}
+
+/// `f32` lanes of an AVX-512 vector.
+const LANES: usize = 16;
+
+impl Units {
+    fn of(g: &Geometry) -> Self {
+        if g.ow <= LANES && LANES.is_multiple_of(g.ow) {
+            Self {
+                rows: LANES / g.ow,
+                vectors: 1,
+            }
+        } else {
+            Self {
+                rows: 1,
+                vectors: g.ow.div_ceil(LANES),
+            }
+        }
+    }
+
+    /// Units per register block of the forward pass: 2 single-vector units (16
+    /// accumulators with 8 channels), or 1 of 2 vectors.
+    fn per_block(&self) -> usize {
+        if self.vectors == 1 { 2 } else { 1 }
+    }
+
+    /// The lanes of vector `v` of the unit starting at output row `oy` that read a position
+    /// inside the `[h, w]` input when shifted by `(dy, dx)` (rows, columns), and whose own
+    /// output position exists (`row < h'`), as a bit mask.
+    fn lanes(&self, g: &Geometry, v: usize, oy: usize, dy: isize, dx: isize) -> u16 {
+        (0..LANES).fold(0, |mask, l| {
+            let p = v * LANES + l;
+            let (r, c) = (p / g.ow, (p % g.ow) as isize + dx);
+            let iy = (oy + r) as isize + dy;
+            let inside = r < self.rows
+                && oy + r < g.oh
+                && (0..g.h as isize).contains(&iy)
+                && (0..g.w as isize).contains(&c);
+            if inside { mask | (1 << l) } else { mask }
+        })
+    }
+
+    /// The lane masks of every register block of `units` units, computed once per
+    /// convolution (they cost divisions per lane, as much as a thin conv's products when
+    /// computed per block): for block `k` (first output row `k units rows`), the input
+    /// masks of tap `(a, b)`, unit `r`, vector `v` at `((a 3 + b) units + r) vectors + v`,
+    /// then the output masks at `9 units vectors + r vectors + v`.
+    fn masks(&self, g: &Geometry, units: usize) -> Vec<u16> {
+        let step = self.rows * units;
+        (0..g.oh.div_ceil(step))
+            .flat_map(|k| {
+                let first = move |r: usize| k * step + r * self.rows;
+                let taps = (0..9).flat_map(move |tap| {
+                    let (dy, dx) = ((tap / 3) as isize - 1, (tap % 3) as isize - 1);
+                    (0..units).flat_map(move |r| {
+                        (0..self.vectors).map(move |v| self.lanes(g, v, first(r), dy, dx))
+                    })
+                });
+                let outputs = (0..units).flat_map(move |r| {
+                    (0..self.vectors).map(move |v| self.lanes(g, v, first(r), 0, 0))
+                });
+                taps.chain(outputs).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
 /// The convolution of `x` (`[n, c_in, h, w]`) by `w` (`[c_out, c_in, 3, 3]`) for a `g` that
 /// [`applies`]: `[n, c_out, h, w]`. The blocks of 8 output channels of each image run in
 /// parallel.
@@ -81,6 +153,8 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
     let mut y = vec![0.0f32; g.n * g.c_out * g.oh * g.ow];
     #[cfg(target_arch = "x86_64")]
     {
+        let units = Units::of(g);
+        let masks = units.masks(g, units.per_block());
         let blocks = g.c_out / CO_BLOCK;
         let plane = g.oh * g.ow;
         y.par_chunks_mut(CO_BLOCK * plane)
@@ -89,11 +163,11 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], g: &Geometry) -> Vec<f32> {
                 let (image, block) = (q / blocks, q % blocks);
                 let x = &xs[image * g.c_in * g.h * g.w..][..g.c_in * g.h * g.w];
                 let w = &packed[block * g.c_in * 9 * CO_BLOCK..][..g.c_in * 9 * CO_BLOCK];
-                // SAFETY: `applies` checked that the CPU has AVX-512F; `x`, `w` and `out`
-                // have the sizes `channel_block` reads and writes (asserted there).
+                // SAFETY: `applies` checked that the CPU has AVX-512F; `x`, `w`, `masks` and
+                // `out` have the sizes `channel_block` reads and writes (asserted there).
                 #[allow(unsafe_code)]
                 unsafe {
-                    avx512::channel_block(x, w, g, out)
+                    avx512::channel_block(x, w, g, units, &masks, out)
                 };
             });
     }
@@ -129,6 +203,8 @@ pub(super) fn weight_gradient(xs: &[f32], ds: &[f32], g: &Geometry) -> Vec<f32> 
     let size = g.c_out * g.c_in * 9;
     #[cfg(target_arch = "x86_64")]
     {
+        let units = Units::of(g);
+        let masks = units.masks(g, 1);
         let groups = rayon::current_num_threads().clamp(1, g.n.max(1));
         let partial: Vec<Vec<f32>> = (0..groups)
             .into_par_iter()
@@ -141,7 +217,7 @@ pub(super) fn weight_gradient(xs: &[f32], ds: &[f32], g: &Geometry) -> Vec<f32> 
                     // the sizes `kernel_gradient` reads and writes (asserted there).
                     #[allow(unsafe_code)]
                     unsafe {
-                        avx512::kernel_gradient(x, d, g, &mut dw)
+                        avx512::kernel_gradient(x, d, g, units, &masks, &mut dw)
                     };
                 }
                 dw
@@ -173,68 +249,32 @@ fn pack(ws: &[f32], c_in: usize) -> Vec<f32> {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
-    use super::{CO_BLOCK, Geometry, LANES};
+    use super::{CO_BLOCK, Geometry, LANES, Units};
     use std::arch::x86_64::{
-        __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        __m512, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
         _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
-    /// How output positions map to vector lanes. A *unit* is `rows` consecutive output rows
-    /// held in `vectors` vectors, lane `l` of vector `v` at position `p = 16 v + l`: row
-    /// `p / w`, column `p % w` of the unit (lanes with `p >= rows w` unused). Maps of 1, 2,
-    /// 4, 8 or 16 columns pack `16 / w` rows into one vector; wider rows (up to 32) take 2
-    /// vectors, other widths under 16 one vector per row.
-    #[derive(Clone, Copy)]
-    struct Units {
-        rows: usize,
-        vectors: usize,
-    }
-
-    impl Units {
-        fn of(g: &Geometry) -> Self {
-            if g.ow <= LANES && LANES.is_multiple_of(g.ow) {
-                Self {
-                    rows: LANES / g.ow,
-                    vectors: 1,
-                }
-            } else {
-                Self {
-                    rows: 1,
-                    vectors: g.ow.div_ceil(LANES),
-                }
-            }
-        }
-
-        /// The lanes of vector `v` of the unit starting at output row `oy` that read a
-        /// position inside the `[h, w]` input when shifted by `(dy, dx)` (rows and columns),
-        /// and whose own output position exists (`row < h'`).
-        fn lanes(&self, g: &Geometry, v: usize, oy: usize, dy: isize, dx: isize) -> __mmask16 {
-            (0..LANES).fold(0, |mask, l| {
-                let p = v * LANES + l;
-                let (r, c) = (p / g.ow, (p % g.ow) as isize + dx);
-                let iy = (oy + r) as isize + dy;
-                let inside = r < self.rows
-                    && oy + r < g.oh
-                    && (0..g.h as isize).contains(&iy)
-                    && (0..g.w as isize).contains(&c);
-                if inside { mask | (1 << l) } else { mask }
-            })
-        }
-    }
-
     /// 8 output channels of one image: `x` the image (`[c_in, h, w]`), `w` the block's packed
-    /// weights (`[c_in][9][8]`), `out` the 8 output planes (`[8, h', w']`).
+    /// weights (`[c_in][9][8]`), `masks` the lane masks of `units` (`Units::masks` with
+    /// `Units::per_block` units per block), `out` the 8 output planes (`[8, h', w']`).
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn channel_block(x: &[f32], w: &[f32], g: &Geometry, out: &mut [f32]) {
-        let units = Units::of(g);
-        // SAFETY (every call): AVX-512F as this function requires.
+    pub(super) unsafe fn channel_block(
+        x: &[f32],
+        w: &[f32],
+        g: &Geometry,
+        units: Units,
+        masks: &[u16],
+        out: &mut [f32],
+    ) {
+        // SAFETY (both calls): AVX-512F as this function requires.
         unsafe {
             match units.vectors {
-                1 => block::<1, 2>(x, w, g, units, out),
-                _ => block::<2, 1>(x, w, g, units, out),
+                1 => block::<1, 2>(x, w, g, units, masks, out),
+                _ => block::<2, 1>(x, w, g, units, masks, out),
             }
         }
     }
@@ -256,32 +296,32 @@ mod avx512 {
         w: &[f32],
         g: &Geometry,
         units: Units,
+        masks: &[u16],
         out: &mut [f32],
     ) {
         let (h, wd, ow) = (g.h, g.w, g.ow);
+        let step = units.rows * R;
+        let stride = 10 * R * NV;
         assert!(
             units.vectors == NV && g.oh == h && ow == wd,
             "direct: geometry"
         );
         assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
         assert_eq!(w.len(), g.c_in * 9 * CO_BLOCK, "direct: packed kernel size");
+        assert_eq!(masks.len(), g.oh.div_ceil(step) * stride, "direct: masks");
         assert_eq!(out.len(), CO_BLOCK * g.oh * ow, "direct: output size");
         let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
-        let step = units.rows * R;
-        for oy0 in (0..g.oh).step_by(step) {
-            let first = |r: usize| oy0 + r * units.rows;
-            // Input lanes per tap `(a, b)`, unit and vector; output lanes per unit and vector.
-            let load: [[[[__mmask16; NV]; R]; 3]; 3] = std::array::from_fn(|a| {
+        for (k, m) in masks.chunks_exact(stride).enumerate() {
+            let first = |r: usize| k * step + r * units.rows;
+            let load: [[[[u16; NV]; R]; 3]; 3] = std::array::from_fn(|a| {
                 std::array::from_fn(|b| {
                     std::array::from_fn(|r| {
-                        std::array::from_fn(|v| {
-                            units.lanes(g, v, first(r), a as isize - 1, b as isize - 1)
-                        })
+                        std::array::from_fn(|v| m[((a * 3 + b) * R + r) * NV + v])
                     })
                 })
             });
-            let store: [[__mmask16; NV]; R] =
-                std::array::from_fn(|r| std::array::from_fn(|v| units.lanes(g, v, first(r), 0, 0)));
+            let store: [[u16; NV]; R] =
+                std::array::from_fn(|r| std::array::from_fn(|v| m[9 * R * NV + r * NV + v]));
             let mut acc = [[[_mm512_setzero_ps(); NV]; R]; CO_BLOCK];
             for ci in 0..g.c_in {
                 let plane = xp.wrapping_add(ci * h * wd);
@@ -339,18 +379,25 @@ mod avx512 {
     }
 
     /// Adds one image's kernel gradient into `dw` (`[c_out, c_in, 3, 3]`): `x` the image
-    /// (`[c_in, h, w]`), `d` its output gradient (`[c_out, h, w]`).
+    /// (`[c_in, h, w]`), `d` its output gradient (`[c_out, h, w]`), `masks` the lane masks
+    /// of `units` (`Units::masks` with 1 unit per block).
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn kernel_gradient(x: &[f32], d: &[f32], g: &Geometry, dw: &mut [f32]) {
-        let units = Units::of(g);
+    pub(super) unsafe fn kernel_gradient(
+        x: &[f32],
+        d: &[f32],
+        g: &Geometry,
+        units: Units,
+        masks: &[u16],
+        dw: &mut [f32],
+    ) {
         // SAFETY (both calls): AVX-512F as this function requires.
         unsafe {
             match units.vectors {
-                1 => taps::<1>(x, d, g, units, dw),
-                _ => taps::<2>(x, d, g, units, dw),
+                1 => taps::<1>(x, d, g, units, masks, dw),
+                _ => taps::<2>(x, d, g, units, masks, dw),
             }
         }
     }
@@ -370,41 +417,31 @@ mod avx512 {
         d: &[f32],
         g: &Geometry,
         units: Units,
+        masks: &[u16],
         dw: &mut [f32],
     ) {
         let (h, wd, ow) = (g.h, g.w, g.ow);
+        let stride = 10 * NV;
         assert!(
             units.vectors == NV && g.oh == h && ow == wd,
             "direct: geometry"
         );
         assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
         assert_eq!(d.len(), g.c_out * h * ow, "direct: gradient size");
+        assert_eq!(
+            masks.len(),
+            g.oh.div_ceil(units.rows) * stride,
+            "direct: masks"
+        );
         assert_eq!(dw.len(), g.c_out * g.c_in * 9, "direct: kernel size");
-        let starts: Vec<usize> = (0..g.oh).step_by(units.rows).collect();
-        // Input lanes per unit, kernel row, column tap and vector; output lanes per unit.
-        let load: Vec<[[[__mmask16; NV]; 3]; 3]> = starts
-            .iter()
-            .map(|&oy| {
-                std::array::from_fn(|a| {
-                    std::array::from_fn(|b| {
-                        std::array::from_fn(|v| {
-                            units.lanes(g, v, oy, a as isize - 1, b as isize - 1)
-                        })
-                    })
-                })
-            })
-            .collect();
-        let store: Vec<[__mmask16; NV]> = starts
-            .iter()
-            .map(|&oy| std::array::from_fn(|v| units.lanes(g, v, oy, 0, 0)))
-            .collect();
         let (xp, dp) = (x.as_ptr(), d.as_ptr());
         for block in 0..g.c_out / CO_BLOCK {
             for ci in 0..g.c_in {
                 let plane = xp.wrapping_add(ci * h * wd);
                 for a in 0..3 {
                     let mut acc: [[__m512; 3]; CO_BLOCK] = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
-                    for (u, &oy) in starts.iter().enumerate() {
+                    for (u, m) in masks.chunks_exact(stride).enumerate() {
+                        let oy = u * units.rows;
                         let at = plane.wrapping_add((oy + a) * wd).wrapping_sub(wd + 1);
                         let mut xv = [[_mm512_setzero_ps(); NV]; 3];
                         for b in 0..3 {
@@ -413,7 +450,7 @@ mod avx512 {
                                 // (`Units::lanes`); masked lanes are not read.
                                 xv[b][v] = unsafe {
                                     _mm512_maskz_loadu_ps(
-                                        load[u][a][b][v],
+                                        m[(a * 3 + b) * NV + v],
                                         at.wrapping_add(b + v * LANES),
                                     )
                                 };
@@ -425,7 +462,10 @@ mod avx512 {
                                 // SAFETY: the unmasked lanes are output positions of rows
                                 // under `h'` of channel `8 block + c`, inside `d`.
                                 let dv = unsafe {
-                                    _mm512_maskz_loadu_ps(store[u][v], drow.wrapping_add(v * LANES))
+                                    _mm512_maskz_loadu_ps(
+                                        m[9 * NV + v],
+                                        drow.wrapping_add(v * LANES),
+                                    )
                                 };
                                 for b in 0..3 {
                                     acc[c][b] = _mm512_fmadd_ps(dv, xv[b][v], acc[c][b]);
@@ -471,6 +511,10 @@ mod tests {
             (2, 8, 16, 3, 32),
             (3, 1, 8, 1, 1),
             (1, 16, 8, 5, 17),
+            // 2, 4 and 8 rows to a vector, a last unit partly outside
+            (2, 16, 8, 5, 8),
+            (2, 8, 8, 4, 4),
+            (1, 8, 16, 3, 2),
         ] {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
             let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
@@ -515,6 +559,10 @@ mod tests {
             (2, 8, 16, 3, 32),
             (3, 1, 8, 1, 1),
             (1, 16, 8, 5, 17),
+            // 2, 4 and 8 rows to a vector, a last unit partly outside
+            (2, 16, 8, 5, 8),
+            (2, 8, 8, 4, 4),
+            (1, 8, 16, 3, 2),
         ] {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
             let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
