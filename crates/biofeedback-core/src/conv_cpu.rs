@@ -593,7 +593,8 @@ mod tests {
     fn assert_close(ours: Tensor<4>, burn: Tensor<4>, what: &str) {
         assert_eq!(ours.dims(), burn.dims(), "{what}: shape");
         let rel = relative_error(ours, burn);
-        assert!(rel < 1e-6, "{what}: relative error {rel:e}");
+        // f32 sums of up to 3,000 products in another order than Burn's: a few 1e-7.
+        assert!(rel < 2e-6, "{what}: relative error {rel:e}");
     }
 
     /// Both products equal Burn's ops (its conv and its kernel gradient) for every shape a

@@ -29,6 +29,10 @@ const CO_BLOCK: usize = 8;
 /// The widest output row a register block holds (2 vectors).
 const MAX_WIDTH: usize = 32;
 
+/// The floats of input and output gradient that one call of the kernel gradient sums over
+/// (512 KiB, half a core's L2 cache).
+const L2_FLOATS: usize = 1 << 17;
+
 /// Whether this CPU runs the direct kernel (AVX-512F).
 fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -206,18 +210,23 @@ pub(super) fn weight_gradient(xs: &[f32], ds: &[f32], g: &Geometry) -> Vec<f32> 
         let units = Units::of(g);
         let masks = units.masks(g, 1);
         let groups = rayon::current_num_threads().clamp(1, g.n.max(1));
+        // Images per call: as many as keep their inputs and gradients within a core's L2
+        // cache, so each accumulator runs over all of them before its sum across lanes.
+        let batch = (L2_FLOATS / (x_image + d_image).max(1)).max(1);
         let partial: Vec<Vec<f32>> = (0..groups)
             .into_par_iter()
             .map(|group| {
                 let mut dw = vec![0.0f32; size];
-                for image in group * g.n / groups..(group + 1) * g.n / groups {
-                    let x = &xs[image * x_image..][..x_image];
-                    let d = &ds[image * d_image..][..d_image];
+                let mine = group * g.n / groups..(group + 1) * g.n / groups;
+                for first in mine.clone().step_by(batch) {
+                    let count = batch.min(mine.end - first);
+                    let x = &xs[first * x_image..][..count * x_image];
+                    let d = &ds[first * d_image..][..count * d_image];
                     // SAFETY: `applies` checked that the CPU has AVX-512F; the slices have
                     // the sizes `kernel_gradient` reads and writes (asserted there).
                     #[allow(unsafe_code)]
                     unsafe {
-                        avx512::kernel_gradient(x, d, g, units, &masks, &mut dw)
+                        avx512::kernel_gradient(x, d, count, g, units, &masks, &mut dw)
                     };
                 }
                 dw
@@ -378,9 +387,10 @@ mod avx512 {
         }
     }
 
-    /// Adds one image's kernel gradient into `dw` (`[c_out, c_in, 3, 3]`): `x` the image
-    /// (`[c_in, h, w]`), `d` its output gradient (`[c_out, h, w]`), `masks` the lane masks
-    /// of `units` (`Units::masks` with 1 unit per block).
+    /// Adds the kernel gradient of `images` images into `dw` (`[c_out, c_in, 3, 3]`): `x`
+    /// the images (`[images, c_in, h, w]`), `d` their output gradients
+    /// (`[images, c_out, h, w]`), `masks` the lane masks of `units` (`Units::masks` with 1
+    /// unit per block).
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -388,6 +398,7 @@ mod avx512 {
     pub(super) unsafe fn kernel_gradient(
         x: &[f32],
         d: &[f32],
+        images: usize,
         g: &Geometry,
         units: Units,
         masks: &[u16],
@@ -396,8 +407,8 @@ mod avx512 {
         // SAFETY (both calls): AVX-512F as this function requires.
         unsafe {
             match units.vectors {
-                1 => taps::<1>(x, d, g, units, masks, dw),
-                _ => taps::<2>(x, d, g, units, masks, dw),
+                1 => taps::<1>(x, d, images, g, units, masks, dw),
+                _ => taps::<2>(x, d, images, g, units, masks, dw),
             }
         }
     }
@@ -405,7 +416,7 @@ mod avx512 {
     /// [`kernel_gradient`] with units of `NV` vectors. For each block of 8 output channels,
     /// input channel `ci` and kernel row `a`, 24 accumulators (8 channels by the 3 column
     /// taps `b`) sum `delta[co, p] * x[ci, p shifted by (a - 1, b - 1)]` lane by lane over the
-    /// units, then each is summed across its lanes into `dw[co, ci, a, b]`.
+    /// images and units, then each is summed across its lanes into `dw[co, ci, a, b]`.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -415,6 +426,7 @@ mod avx512 {
     unsafe fn taps<const NV: usize>(
         x: &[f32],
         d: &[f32],
+        images: usize,
         g: &Geometry,
         units: Units,
         masks: &[u16],
@@ -426,8 +438,8 @@ mod avx512 {
             units.vectors == NV && g.oh == h && ow == wd,
             "direct: geometry"
         );
-        assert_eq!(x.len(), g.c_in * h * wd, "direct: image size");
-        assert_eq!(d.len(), g.c_out * h * ow, "direct: gradient size");
+        assert_eq!(x.len(), images * g.c_in * h * wd, "direct: image size");
+        assert_eq!(d.len(), images * g.c_out * h * ow, "direct: gradient size");
         assert_eq!(
             masks.len(),
             g.oh.div_ceil(units.rows) * stride,
@@ -440,8 +452,17 @@ mod avx512 {
                 let plane = xp.wrapping_add(ci * h * wd);
                 for a in 0..3 {
                     let mut acc: [[__m512; 3]; CO_BLOCK] = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
-                    for (u, m) in masks.chunks_exact(stride).enumerate() {
-                        let oy = u * units.rows;
+                    // Image `i`, unit `u` (its first output row `oy`), its masks `m`.
+                    let units_of_images = (0..images).flat_map(|i| {
+                        let oy = move |u: usize| (i, u * units.rows);
+                        masks
+                            .chunks_exact(stride)
+                            .enumerate()
+                            .map(move |(u, m)| (oy(u), m))
+                    });
+                    for ((i, oy), m) in units_of_images {
+                        let plane = plane.wrapping_add(i * g.c_in * h * wd);
+                        let dp = dp.wrapping_add(i * g.c_out * h * ow);
                         let at = plane.wrapping_add((oy + a) * wd).wrapping_sub(wd + 1);
                         let mut xv = [[_mm512_setzero_ps(); NV]; 3];
                         for b in 0..3 {
@@ -563,6 +584,8 @@ mod tests {
             (2, 16, 8, 5, 8),
             (2, 8, 8, 4, 4),
             (1, 8, 16, 3, 2),
+            // one image per call (its input and gradient over `L2_FLOATS`), several calls
+            (5, 48, 24, 32, 32),
         ] {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
             let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
