@@ -29,9 +29,9 @@ const CO_BLOCK: usize = 8;
 /// The widest output row a register block holds (2 vectors).
 const MAX_WIDTH: usize = 32;
 
-/// The floats of input and output gradient that one call of the kernel gradient sums over
-/// (512 KiB, half a core's L2 cache).
-const L2_FLOATS: usize = 1 << 17;
+/// The floats of input and output gradient planes that one set of the kernel gradient's
+/// accumulators sums over (32 KiB, a core's L1 data cache).
+const L1_FLOATS: usize = 1 << 13;
 
 /// Whether this CPU runs the direct kernel (AVX-512F).
 fn available() -> bool {
@@ -210,9 +210,10 @@ pub(super) fn weight_gradient(xs: &[f32], ds: &[f32], g: &Geometry) -> Vec<f32> 
         let units = Units::of(g);
         let masks = units.masks(g, 1);
         let groups = rayon::current_num_threads().clamp(1, g.n.max(1));
-        // Images per call: as many as keep their inputs and gradients within a core's L2
-        // cache, so each accumulator runs over all of them before its sum across lanes.
-        let batch = (L2_FLOATS / (x_image + d_image).max(1)).max(1);
+        // Images per call: as many as keep what one set of accumulators reads (one input
+        // plane and 8 gradient planes per image) in a core's L1 cache, so each accumulator
+        // runs over all of them before its sum across lanes (on 8x8 maps: 14 images).
+        let batch = (L1_FLOATS / ((1 + CO_BLOCK) * g.h * g.w).max(1)).max(1);
         let partial: Vec<Vec<f32>> = (0..groups)
             .into_par_iter()
             .map(|group| {
@@ -452,44 +453,41 @@ mod avx512 {
                 let plane = xp.wrapping_add(ci * h * wd);
                 for a in 0..3 {
                     let mut acc: [[__m512; 3]; CO_BLOCK] = [[_mm512_setzero_ps(); 3]; CO_BLOCK];
-                    // Image `i`, unit `u` (its first output row `oy`), its masks `m`.
-                    let units_of_images = (0..images).flat_map(|i| {
-                        let oy = move |u: usize| (i, u * units.rows);
-                        masks
-                            .chunks_exact(stride)
-                            .enumerate()
-                            .map(move |(u, m)| (oy(u), m))
-                    });
-                    for ((i, oy), m) in units_of_images {
+                    for i in 0..images {
                         let plane = plane.wrapping_add(i * g.c_in * h * wd);
                         let dp = dp.wrapping_add(i * g.c_out * h * ow);
-                        let at = plane.wrapping_add((oy + a) * wd).wrapping_sub(wd + 1);
-                        let mut xv = [[_mm512_setzero_ps(); NV]; 3];
-                        for b in 0..3 {
-                            for v in 0..NV {
-                                // SAFETY: the unmasked lanes read positions inside the plane
-                                // (`Units::lanes`); masked lanes are not read.
-                                xv[b][v] = unsafe {
-                                    _mm512_maskz_loadu_ps(
-                                        m[(a * 3 + b) * NV + v],
-                                        at.wrapping_add(b + v * LANES),
-                                    )
-                                };
+                        // Unit `u`: its first output row `oy`, its masks `m`.
+                        for (u, m) in masks.chunks_exact(stride).enumerate() {
+                            let oy = u * units.rows;
+                            let at = plane.wrapping_add((oy + a) * wd).wrapping_sub(wd + 1);
+                            let mut xv = [[_mm512_setzero_ps(); NV]; 3];
+                            for b in 0..3 {
+                                for v in 0..NV {
+                                    // SAFETY: the unmasked lanes read positions inside the plane
+                                    // (`Units::lanes`); masked lanes are not read.
+                                    xv[b][v] = unsafe {
+                                        _mm512_maskz_loadu_ps(
+                                            m[(a * 3 + b) * NV + v],
+                                            at.wrapping_add(b + v * LANES),
+                                        )
+                                    };
+                                }
                             }
-                        }
-                        for c in 0..CO_BLOCK {
-                            let drow = dp.wrapping_add(((block * CO_BLOCK + c) * g.oh + oy) * ow);
-                            for v in 0..NV {
-                                // SAFETY: the unmasked lanes are output positions of rows
-                                // under `h'` of channel `8 block + c`, inside `d`.
-                                let dv = unsafe {
-                                    _mm512_maskz_loadu_ps(
-                                        m[9 * NV + v],
-                                        drow.wrapping_add(v * LANES),
-                                    )
-                                };
-                                for b in 0..3 {
-                                    acc[c][b] = _mm512_fmadd_ps(dv, xv[b][v], acc[c][b]);
+                            for c in 0..CO_BLOCK {
+                                let drow =
+                                    dp.wrapping_add(((block * CO_BLOCK + c) * g.oh + oy) * ow);
+                                for v in 0..NV {
+                                    // SAFETY: the unmasked lanes are output positions of rows
+                                    // under `h'` of channel `8 block + c`, inside `d`.
+                                    let dv = unsafe {
+                                        _mm512_maskz_loadu_ps(
+                                            m[9 * NV + v],
+                                            drow.wrapping_add(v * LANES),
+                                        )
+                                    };
+                                    for b in 0..3 {
+                                        acc[c][b] = _mm512_fmadd_ps(dv, xv[b][v], acc[c][b]);
+                                    }
                                 }
                             }
                         }
@@ -584,7 +582,7 @@ mod tests {
             (2, 16, 8, 5, 8),
             (2, 8, 8, 4, 4),
             (1, 8, 16, 3, 2),
-            // one image per call (its input and gradient over `L2_FLOATS`), several calls
+            // one image per call (9 of its planes over `L1_FLOATS`), several calls
             (5, 48, 24, 32, 32),
         ] {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
