@@ -30,7 +30,11 @@
 //! passes) go through Winograd's F(2x2, 3x3) instead of im2col ([`winograd`]): 2.25 times
 //! fewer multiplies; on ResNet-18's shapes the forward takes 0.7-0.8 of im2col's time, the input
 //! gradient 0.55-0.7.
-//! `BIOFEEDBACK_CPU_CONV=im2col` turns that off (im2col everywhere).
+//! The thin ones (fewer than 64 channels on a side, or 64 on 8x8 maps: the CIFAR ResNets')
+//! go through [`direct`] instead, forward, input gradient and kernel gradient: AVX-512
+//! register blocks that read the input in place, where im2col's copy cost as much as its thin
+//! GEMM.
+//! `BIOFEEDBACK_CPU_CONV=im2col` turns both off (im2col everywhere).
 //!
 //! Every function here returns `None` when its tensors are not plain `f32` tensors of the
 //! `flex` backend (a `wgpu` tensor, an autodiff-tracked tensor), and the caller then uses
@@ -378,7 +382,7 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> O
     let g = Geometry::new(x.dims(), weight.dims(), stride, pad)?;
     let (xf, wf) = (flex_f32(x)?, flex_f32(weight)?);
     let (xs, ws) = (elements(&xf), elements(&wf));
-    let y = if winograd::applies(&g) {
+    let y = if winograd::applies(&g) && !direct::applies(&g) {
         let u = winograd::transform_kernel(ws, g.c_out, g.c_in, winograd::Kernel::AsIs);
         winograd::forward(xs, &u, &g)
     } else if direct::applies(&g) {
@@ -414,7 +418,7 @@ pub fn input_gradient(
     let g = Geometry::new(delta.dims(), [c_in, c_out, k, k], 1, k - 1 - pad)?;
     let (df, bf) = (flex_f32(delta)?, flex_f32(kernel)?);
     let b = elements(&bf);
-    if winograd::applies(&g) {
+    if winograd::applies(&g) && !direct::applies(&g) {
         let u = winograd::transform_kernel(b, c_out, c_in, winograd::Kernel::TransposedFlipped);
         let dx = winograd::forward(elements(&df), &u, &g);
         return Some(tensor(dx, [g.n, c_in, g.oh, g.ow], delta));

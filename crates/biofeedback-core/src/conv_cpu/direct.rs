@@ -1,20 +1,24 @@
 //! The thin 3x3 stride-1 "same" convolutions (fewer than 64 channels on a side: the CIFAR
-//! ResNets' first two stages, the 3-channel stems) computed in place, without im2col: each
-//! output row lives in AVX-512 registers while the kernel's 9 taps of every input channel are
-//! added into it.
+//! ResNets' first two stages, the 3-channel stems; and 64 channels on 8x8 maps, their last
+//! stage) computed in place, without im2col: each output row lives in AVX-512 registers while
+//! the kernel's 9 taps of every input channel are added into it. The forward pass, the input
+//! gradient (the forward pass of the flipped kernel) and the kernel gradient.
 //!
 //! ```text
 //! y[i, co, oy, ox] = sum_{ci, a, b} W[co, ci, a, b] x[i, ci, oy + a - 1, ox + b - 1]   (0 outside)
 //! ```
 //!
-//! A register block holds 8 output channels by 1 or 2 output rows of up to 32 positions
-//! (16 accumulators of 16 lanes). For each input channel and tap it loads the input row
+//! A register block holds 8 output channels by 1 or 2 output rows of up to 32 positions, or
+//! by 2 vectors of `16 / w` rows each for maps 8, 4, 2 or 1 columns wide (16 accumulators of
+//! 16 lanes). For each input channel and tap it loads the input row
 //! shifted by the tap, once, as 1 or 2 masked vectors (the masks zero the padding columns and
 //! rows, and read nothing outside the image), and adds it times each of the 8 channels'
 //! weight (a broadcast) into their accumulators: 16 FMAs per 10 loads, no copy of the input.
 //! For these shapes im2col's matrix is 9 times the input and its GEMM has an inner size of
 //! only `9 c_in` (144 at 16 channels): copying it cost as much as the products
-//! (`docs/performance.md`, "Direct thin convolutions").
+//! (`docs/performance.md`, "Direct thin convolutions"). The kernel gradient keeps 24
+//! accumulators (8 output channels by the 3 column taps of one kernel row) over the images'
+//! positions and sums each across its lanes once per batch of images.
 //!
 //! Only on x86-64 CPUs with AVX-512F (checked at run time); elsewhere, and for other shapes,
 //! `conv_cpu` keeps im2col. `BIOFEEDBACK_CPU_CONV=im2col` turns this path off with Winograd.
@@ -46,15 +50,18 @@ fn available() -> bool {
 
 /// Whether `g` is a convolution this path computes: 3x3, stride 1, padding 1 (the output the
 /// size of the input), output rows of at most 32 positions, output channels a multiple of 8,
-/// fewer than 64 channels on one side (from 64 on both, Winograd takes them), on a CPU with
-/// AVX-512F, and the path not turned off.
+/// on a CPU with AVX-512F, the path not turned off, and either fewer than 64 channels on one
+/// side or at most 64 on both on maps of at most 8 columns (ResNet-20's `layer3`). Winograd
+/// takes the other 3x3 stride-1 convs: measured per shape (`docs/performance.md`), the direct
+/// forward pass ran 0.56-0.64 of im2col's time at 16 and 32 channels and 0.86-0.95 of
+/// Winograd's for 64 channels on 8x8 maps, but 1.5 times Winograd's for 128 channels on 16x16.
 pub(super) fn applies(g: &Geometry) -> bool {
     g.k == 3
         && g.stride == 1
         && g.pad == 1
         && g.ow <= MAX_WIDTH
         && g.c_out.is_multiple_of(CO_BLOCK)
-        && (g.c_in < 64 || g.c_out < 64)
+        && (g.c_in < 64 || g.c_out < 64 || (g.ow <= 8 && g.c_in <= 64 && g.c_out <= 64))
         && super::winograd::enabled()
         && available()
 }
@@ -611,9 +618,9 @@ mod tests {
         }
     }
 
-    /// The thin 3x3 "same" convs at stride 1 go the direct way; wide ones (Winograd's), other
-    /// strides, paddings and kernels, rows over 32 positions and output channels that are no
-    /// multiple of 8 do not.
+    /// The thin 3x3 "same" convs at stride 1 go the direct way, and 64-channel ones on 8x8
+    /// maps; wider ones (Winograd's), other strides, paddings and kernels, rows over 32
+    /// positions and output channels that are no multiple of 8 do not.
     #[test]
     fn direct_takes_the_thin_same_convs() {
         if !available() {
@@ -628,6 +635,9 @@ mod tests {
         assert!(applies(&geometry(3, 16, 3, 1, 1, 32)));
         assert!(applies(&geometry(3, 64, 3, 1, 1, 32)));
         assert!(!applies(&geometry(64, 64, 3, 1, 1, 32)));
+        assert!(!applies(&geometry(64, 64, 3, 1, 1, 16)));
+        assert!(applies(&geometry(64, 64, 3, 1, 1, 8)));
+        assert!(!applies(&geometry(128, 128, 3, 1, 1, 8)));
         assert!(!applies(&geometry(16, 32, 3, 2, 1, 32)));
         assert!(!applies(&geometry(16, 16, 3, 1, 0, 32)));
         assert!(!applies(&geometry(16, 16, 1, 1, 0, 32)));
