@@ -516,32 +516,34 @@ mod tests {
     use super::super::check::{close, flipped, values};
     use super::*;
 
-    /// The direct convolution equals im2col's: 16 and 32 channels at 32x32 and 16x16 (the
-    /// CIFAR ResNets'), a 3-channel stem, rectangular maps with rows of 1 to 32 positions (a
-    /// second vector partly outside), an odd number of rows (a last block of 2 rows half
-    /// outside), a 1-pixel map; the kernel as it is and transposed and flipped (the input
-    /// gradient's).
+    /// `(n, c_in, c_out, h, w)`: 16 and 32 channels at 32x32 and 16x16 (the CIFAR ResNets'),
+    /// a 3-channel stem, 64 channels on 8x8, rectangular maps with rows of 1 to 32 positions
+    /// (a second vector partly outside), an odd number of rows (a last block of 2 rows half
+    /// outside), a 1-pixel map, 2, 4 and 8 rows to a vector with a last unit partly outside.
+    const SHAPES: [(usize, usize, usize, usize, usize); 12] = [
+        (3, 16, 16, 32, 32),
+        (2, 3, 16, 32, 32),
+        (2, 32, 32, 16, 16),
+        (3, 64, 64, 8, 8),
+        (2, 5, 8, 7, 13),
+        (3, 20, 24, 9, 20),
+        (2, 8, 16, 3, 32),
+        (3, 1, 8, 1, 1),
+        (1, 16, 8, 5, 17),
+        (2, 16, 8, 5, 8),
+        (2, 8, 8, 4, 4),
+        (1, 8, 16, 3, 2),
+    ];
+
+    /// The direct convolution equals im2col's for [`SHAPES`], with the kernel as it is and
+    /// transposed and flipped (the input gradient's).
     #[test]
     fn direct_equals_im2col() {
         if !available() {
             eprintln!("direct_equals_im2col: no AVX-512F on this CPU, the direct path is off");
             return;
         }
-        // (n, c_in, c_out, h, w)
-        for (n, ci, co, h, w) in [
-            (3, 16, 16, 32, 32),
-            (2, 3, 16, 32, 32),
-            (2, 32, 32, 16, 16),
-            (2, 5, 8, 7, 13),
-            (2, 20, 24, 9, 20),
-            (2, 8, 16, 3, 32),
-            (3, 1, 8, 1, 1),
-            (1, 16, 8, 5, 17),
-            // 2, 4 and 8 rows to a vector, a last unit partly outside
-            (2, 16, 8, 5, 8),
-            (2, 8, 8, 4, 4),
-            (1, 8, 16, 3, 2),
-        ] {
+        for &(n, ci, co, h, w) in &SHAPES {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
             let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
             assert!(applies(&g), "{case}: the direct path takes it");
@@ -567,31 +569,18 @@ mod tests {
         }
     }
 
-    /// The direct kernel gradient equals the definition's sum (module docs, in `f64`) for the
-    /// shapes of [`direct_equals_im2col`], with 1, 2 and 3 images (so one thread's group of
-    /// images may be empty, one or several).
+    /// The direct kernel gradient equals the definition's sum (module docs, in `f64`) for
+    /// [`SHAPES`], with 1, 2 and 3 images (so one thread's group of images may be empty, one
+    /// or several).
     #[test]
     fn the_direct_kernel_gradient_is_its_definition() {
         if !available() {
             eprintln!("the_direct_kernel_gradient_is_its_definition: no AVX-512F on this CPU");
             return;
         }
-        for (n, ci, co, h, w) in [
-            (3, 16, 16, 32, 32),
-            (2, 3, 16, 32, 32),
-            (1, 32, 32, 16, 16),
-            (2, 5, 8, 7, 13),
-            (3, 20, 24, 9, 20),
-            (2, 8, 16, 3, 32),
-            (3, 1, 8, 1, 1),
-            (1, 16, 8, 5, 17),
-            // 2, 4 and 8 rows to a vector, a last unit partly outside
-            (2, 16, 8, 5, 8),
-            (2, 8, 8, 4, 4),
-            (1, 8, 16, 3, 2),
-            // one image per call (9 of its planes over `L1_FLOATS`), several calls
-            (5, 48, 24, 32, 32),
-        ] {
+        // Also one image per call (9 of its planes over `L1_FLOATS`), several calls per
+        // thread.
+        for &(n, ci, co, h, w) in SHAPES.iter().chain(&[(5, 48, 24, 32, 32)]) {
             let case = format!("n {n} c {ci}->{co} {h}x{w}");
             let g = Geometry::new([n, ci, h, w], [co, ci, 3, 3], 1, 1).unwrap();
             let x = values(n * ci * h * w, 4.0);
