@@ -67,6 +67,25 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("BIOFEEDBACK_CPU_CONV").map_or(true, |v| v != "burn"))
 }
 
+/// Whether the direct and Winograd paths are on: unless `BIOFEEDBACK_CPU_CONV=im2col` (or
+/// `burn`) is set, which is how `docs/performance.md` measures them against im2col in the
+/// same binary.
+fn fast_paths() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_CPU_CONV").map_or(true, |v| v != "im2col"))
+}
+
+/// How a convolution of this path is computed ([`Geometry::path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// [`direct`]: forward, input gradient and kernel gradient.
+    Direct,
+    /// [`winograd`]: forward and input gradient (the kernel gradient stays im2col).
+    Winograd,
+    /// im2col and one GEMM per chunk of images.
+    Im2col,
+}
+
 /// A convolution's sizes: input `[n, c_in, h, w]`, kernel `[c_out, c_in, k, k]`, stride `s`,
 /// zero padding `pad` on every side, output `[n, c_out, oh, ow]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +126,21 @@ impl Geometry {
             oh: out(h)?,
             ow: out(w)?,
         })
+    }
+
+    /// The path of this convolution: direct where it applies (the thin convs and the 64-channel
+    /// ones on 8x8 maps, measured faster there than both others), else Winograd where it
+    /// applies, else im2col; im2col everywhere with the fast paths off ([`fast_paths`]).
+    fn path(&self) -> Path {
+        if !fast_paths() {
+            Path::Im2col
+        } else if direct::applies(self) {
+            Path::Direct
+        } else if winograd::applies(self) {
+            Path::Winograd
+        } else {
+            Path::Im2col
+        }
     }
 
     /// Output positions per image, `h' w'`.
@@ -382,13 +416,13 @@ pub fn conv2d(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> O
     let g = Geometry::new(x.dims(), weight.dims(), stride, pad)?;
     let (xf, wf) = (flex_f32(x)?, flex_f32(weight)?);
     let (xs, ws) = (elements(&xf), elements(&wf));
-    let y = if winograd::applies(&g) && !direct::applies(&g) {
-        let u = winograd::transform_kernel(ws, g.c_out, g.c_in, winograd::Kernel::AsIs);
-        winograd::forward(xs, &u, &g)
-    } else if direct::applies(&g) {
-        direct::forward(xs, ws, &g)
-    } else {
-        forward(xs, ws, &g)
+    let y = match g.path() {
+        Path::Direct => direct::forward(xs, ws, &g),
+        Path::Winograd => {
+            let u = winograd::transform_kernel(ws, g.c_out, g.c_in, winograd::Kernel::AsIs);
+            winograd::forward(xs, &u, &g)
+        }
+        Path::Im2col => forward(xs, ws, &g),
     };
     Some(tensor(y, [g.n, g.c_out, g.oh, g.ow], x))
 }
@@ -418,7 +452,8 @@ pub fn input_gradient(
     let g = Geometry::new(delta.dims(), [c_in, c_out, k, k], 1, k - 1 - pad)?;
     let (df, bf) = (flex_f32(delta)?, flex_f32(kernel)?);
     let b = elements(&bf);
-    if winograd::applies(&g) && !direct::applies(&g) {
+    let path = g.path();
+    if path == Path::Winograd {
         let u = winograd::transform_kernel(b, c_out, c_in, winograd::Kernel::TransposedFlipped);
         let dx = winograd::forward(elements(&df), &u, &g);
         return Some(tensor(dx, [g.n, c_in, g.oh, g.ow], delta));
@@ -432,7 +467,7 @@ pub fn input_gradient(
             .zip(src.iter().rev())
             .for_each(|(o, v)| *o = *v);
     });
-    let dx = if direct::applies(&g) {
+    let dx = if path == Path::Direct {
         direct::forward(elements(&df), &flipped, &g)
     } else {
         forward(elements(&df), &flipped, &g)
@@ -502,7 +537,7 @@ pub fn weight_gradient(
     }
     let (xf, df) = (flex_f32(x)?, flex_f32(delta)?);
     let (xs, ds) = (elements(&xf), elements(&df));
-    if direct::applies(&g) {
+    if g.path() == Path::Direct {
         return Some(tensor(direct::weight_gradient(xs, ds, &g), kernel, delta));
     }
     let (ohw, rows, per) = (g.ohw(), g.rows(), g.per_chunk());

@@ -50,7 +50,7 @@ fn available() -> bool {
 
 /// Whether `g` is a convolution this path computes: 3x3, stride 1, padding 1 (the output the
 /// size of the input), output rows of at most 32 positions, output channels a multiple of 8,
-/// on a CPU with AVX-512F, the path not turned off, and either fewer than 64 channels on one
+/// on a CPU with AVX-512F, and either fewer than 64 channels on one
 /// side or at most 64 on both on maps of at most 8 columns (ResNet-20's `layer3`). Winograd
 /// takes the other 3x3 stride-1 convs: measured per shape (`docs/performance.md`), the direct
 /// forward pass ran 0.56-0.64 of im2col's time at 16 and 32 channels and 0.86-0.95 of
@@ -62,7 +62,6 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.ow <= MAX_WIDTH
         && g.c_out.is_multiple_of(CO_BLOCK)
         && (g.c_in < 64 || g.c_out < 64 || (g.ow <= 8 && g.c_in <= 64 && g.c_out <= 64))
-        && super::winograd::enabled()
         && available()
 }
 

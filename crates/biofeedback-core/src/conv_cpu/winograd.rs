@@ -19,17 +19,9 @@
 
 use super::{CHUNK_FLOATS, Geometry, Layout, Mat, matmul, with_scratch};
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 /// Transformed values per tile: the 4x4 Winograd domain.
 const XI: usize = 16;
-
-/// Whether the Winograd path is on: unless `BIOFEEDBACK_CPU_CONV=im2col` (or `burn`) is set,
-/// which is how `docs/performance.md` measures it against im2col in the same binary.
-pub(super) fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_CPU_CONV").map_or(true, |v| v != "im2col"))
-}
 
 /// Whether `g` is a convolution this path computes: a 3x3 kernel at stride 1 with a padding
 /// of at most 2, and at least 64 channels on both sides. With fewer the 16 products are
@@ -37,7 +29,7 @@ pub(super) fn enabled() -> bool {
 /// stages) Winograd measured no faster than im2col, and up to twice as slow for the input
 /// gradient (`docs/performance.md`).
 pub(super) fn applies(g: &Geometry) -> bool {
-    g.k == 3 && g.stride == 1 && g.pad <= 2 && g.c_in >= 64 && g.c_out >= 64 && enabled()
+    g.k == 3 && g.stride == 1 && g.pad <= 2 && g.c_in >= 64 && g.c_out >= 64
 }
 
 /// Which kernel is transformed: the forward kernel `[c_out, c_in, 3, 3]` as it is, or the
