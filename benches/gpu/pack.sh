@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Here (no GPU needed): builds the release binary three ways and packs what the lent GPU machine
-# needs into two ignored folders: .gpu (stripped, zstd-compressed binaries, 13-18 MB each, about
+# needs into three ignored folders: .gpu (stripped, zstd-compressed binaries, 13-18 MB each, about
 # 48 MB together: within the 64 MiB a device call carries, with the working tree) and .gl
-# (the Vulkan loader and GL dispatch libraries from ../shared/gpu). Then, with the device tool:
-#   run  command="bash benches/gpu/run.sh"  carry=[".gpu", ".gl"]
+# (the Vulkan loader and GL dispatch libraries from ../shared/gpu) and .data (a 10 MB image-folder
+# sample for the `train` section). Then, with the device tool:
+#   run  command="bash benches/gpu/run.sh"  carry=[".gpu", ".gl", ".data"]
 # The builds (each Burn feature set is compiled once, then cached in target/):
 #   biofeedback          the default: Burn's kernel fusion on GPUs (feature `fusion`)
 #   biofeedback-plain    --no-default-features: no fusion (every element-wise op its own kernel)
@@ -26,4 +27,6 @@ pack biofeedback-vulkan --features vulkan || echo "pack.sh: the vulkan build fai
 # Cached: target/release/biofeedback is the default build again.
 cargo build --release -p biofeedback-trainer --bin biofeedback
 cp ../shared/gpu/*.deb .gl/
+# The image-folder sample (10 MB of CIFAR-10 JPEGs) for run.sh's `train` section.
+mkdir -p .data && cp -r ../shared/data/cifar10-folder-sample .data/
 ls -la .gpu .gl

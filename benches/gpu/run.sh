@@ -11,6 +11,10 @@
 #             gradient's two kernels, on ResNet-18 at 224x224, batch 64
 #   main      ResNet-18 and ResNet-50 at 224x224, every batch and rule, beside PyTorch
 #   cifar     a CIFAR-10 ResNet-18 (width 64) at 32x32 and the epoch time it implies
+#   train     real training on the GPU from an image folder: configs/cifar10-folder-resnet18-
+#             {bp,kp}.toml at width 64 (JPEG decoding by the loader threads, evaluation,
+#             checkpoints), when the sample is carried in .data (pack.sh copies it there);
+#             TRAIN_EPOCHS (default 15)
 set -uo pipefail
 OUT=${OUT:-.}
 SECTIONS=${SECTIONS:-"features main cifar"}
@@ -102,4 +106,30 @@ for row in r["rows"]:
 PY
   python3 benches/peers/train_step.py --device cuda --model resnet18 --stem cifar --image-size 32 \
     --batch-size 128 --classes 10 --steps "$STEPS" --header 2>>"$OUT/bench.log" | tee -a "$report"
+fi
+
+# Real training from JPEGs on the GPU: the loader, the step, the evaluation and the
+# checkpoints together, with the loader given most of the machine's cores.
+if has train; then
+  data=.data/cifar10-folder-sample
+  if [[ ! -d "$data" ]]; then
+    say "train: $data was not carried (pack.sh copies it; carry .data)"
+  else
+    workers=$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))
+    say "### Training from an image folder on the GPU: ResNet-18 (width 64, cifar stem), ${TRAIN_EPOCHS:-15} epochs, $workers loader threads"
+    say
+    runs=()
+    for rule in bp kp; do
+      dir=/tmp/train-$rule
+      start=$(date +%s)
+      "$bf" train --config "configs/cifar10-folder-resnet18-$rule.toml" --device wgpu \
+        --set "data.dir=\"$data\"" --set model.width=64 --set "run.epochs=${TRAIN_EPOCHS:-15}" \
+        --set "data.workers=$workers" --out "$dir" --overwrite >>"$OUT/train.log" 2>&1
+      rc=$?
+      say "- $rule: exit $rc, $(( $(date +%s) - start )) s in all (kernel compilation and autotuning included)"
+      [[ -f "$dir/metrics.csv" ]] && cp "$dir/metrics.csv" "$OUT/train-$rule-metrics.csv" && runs+=("$dir")
+    done
+    say
+    [[ ${#runs[@]} -gt 0 ]] && "$bf" compare "${runs[@]}" 2>>"$OUT/train.log" | tee -a "$report"
+  fi
 fi
