@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Here (no GPU needed): builds the release binary three ways and packs what the lent GPU machine
-# needs into three ignored folders: .gpu (stripped, zstd-compressed binaries, 13-18 MB each, about
+# needs into three ignored folders: .gpu (stripped, xz-compressed binaries (the GPU machine has no zstd), 12-16 MB each, about
 # 48 MB together: within the 64 MiB a device call carries, with the working tree) and .gl
 # (the Vulkan loader and GL dispatch libraries from ../shared/gpu) and .data (a 10 MB image-folder
 # sample for the `train` section). Then, with the device tool:
@@ -18,7 +18,7 @@ pack() {
   shift
   cargo build --release -p biofeedback-trainer --bin biofeedback "$@"
   strip -o ".gpu/$name" target/release/biofeedback
-  zstd -19 -f -q --rm ".gpu/$name"
+  xz -9 -T0 -f ".gpu/$name"
 }
 pack biofeedback
 pack biofeedback-plain --no-default-features

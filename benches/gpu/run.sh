@@ -3,12 +3,18 @@
 # carried: installs the Vulkan loader, checks that wgpu sees the NVIDIA GPU, then measures the
 # training step of this project and of PyTorch on the same GPU. Markdown goes to stdout and to
 # $OUT/gpu-bench.md.
+# Each bench runs under `timeout ${BENCH_TIMEOUT:-400}` seconds.
 # Environment: SECTIONS (default "features main cifar"; one device call runs at most 10
 # minutes, so the sections can be run in separate calls), STEPS (timed steps per rule, default
 # 30), MODELS (default "resnet18 resnet50"), BATCHES (default "64 256"), RULES (default
 # bp,fa,ss,wm,kp).
 #   features  the builds side by side (fusion, no fusion, fusion + vulkan) and the conv input
-#             gradient's two kernels, on ResNet-18 at 224x224, batch 64
+#             gradient's two kernels, on ResNet-18 at 224x224, batch 64; BUILDS (default
+#             "biofeedback biofeedback-plain biofeedback-vulkan transpose"), FEATURE_RULES
+#             (default bp,wm)
+#   profile   cubecl's per-kernel GPU time summary and autotune's choices for one bench
+#             (default build, ResNet-18 224x224 batch 64, PROFILE_RULES, default bp) into
+#             $OUT/kernels.log and $OUT/autotune.log
 #   main      ResNet-18 and ResNet-50 at 224x224, every batch and rule, beside PyTorch
 #   cifar     a CIFAR-10 ResNet-18 (width 64) at 32x32 and the epoch time it implies
 #   train     real training on the GPU from an image folder: configs/cifar10-folder-resnet18-
@@ -22,6 +28,9 @@ STEPS=${STEPS:-30}
 MODELS=${MODELS:-"resnet18 resnet50"}
 BATCHES=${BATCHES:-"64 256"}
 RULES=${RULES:-bp,fa,ss,wm,kp}
+BUILDS=${BUILDS:-"biofeedback biofeedback-plain biofeedback-vulkan transpose"}
+FEATURE_RULES=${FEATURE_RULES:-bp,wm}
+PROFILE_RULES=${PROFILE_RULES:-bp}
 report="$OUT/gpu-bench.md"
 : > "$report"
 say() { echo "$@" | tee -a "$report"; }
@@ -29,11 +38,22 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 for f in .gl/*.deb; do dpkg -x "$f" / ; done
 ldconfig
+# The machine has no zstd; xz-compressed binaries unpack with xz, or Python's lzma.
 for build in biofeedback biofeedback-plain biofeedback-vulkan; do
-  if [[ -f ".gpu/$build.zst" ]]; then
-    zstd -d -f -q ".gpu/$build.zst" -o "/tmp/$build" && chmod +x "/tmp/$build"
+  if [[ -f ".gpu/$build.xz" ]]; then
+    if command -v xz >/dev/null; then
+      xz -d -c ".gpu/$build.xz" > "/tmp/$build"
+    else
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        ".gpu/$build.xz" "/tmp/$build"
+    fi
+    chmod +x "/tmp/$build"
   fi
 done
+if [[ ! -x /tmp/biofeedback ]]; then
+  echo "run.sh: .gpu/biofeedback.xz was not carried (bash benches/gpu/pack.sh; carry .gpu)" >&2
+  exit 1
+fi
 bf=/tmp/biofeedback
 
 say "## GPU bench, $(date -u +%F), sections: $SECTIONS"
@@ -58,20 +78,49 @@ say
 # ResNet-18 at 224x224, batch 64, bp and wm, under each build; then the conv delta through B by
 # conv_transpose2d instead of Burn's dedicated conv2d_x_backward kernel (the default).
 step224() {
-  "$@" bench --device wgpu --model resnet18 --image-size 224 --batch-size 64 \
-    --steps "$STEPS" --warmup 5 --rounds 5 --rules bp,wm 2>>"$OUT/bench.log" | tee -a "$report"
+  timeout "${BENCH_TIMEOUT:-400}" "$@" bench --device wgpu --model resnet18 --image-size 224 \
+    --batch-size 64 --steps "$STEPS" --warmup 5 --rounds 5 --rules "$FEATURE_RULES" \
+    2>>"$OUT/bench.log" | tee -a "$report"
   say
 }
 if has features; then
-  for build in biofeedback biofeedback-plain biofeedback-vulkan; do
-    [[ -x "/tmp/$build" ]] || continue
+  for build in $BUILDS; do
+    if [[ $build == transpose ]]; then
+      say "### Build biofeedback, conv input gradient by conv_transpose2d (BIOFEEDBACK_GPU_CONV_X=transpose)"
+      say
+      step224 env BIOFEEDBACK_GPU_CONV_X=transpose "$bf"
+      continue
+    fi
+    [[ -x "/tmp/$build" ]] || { say "### Build $build: not carried"; say; continue; }
     say "### Build $build: $(probe "/tmp/$build" | sed 's/.*device //')"
     say
     step224 "/tmp/$build"
   done
-  say "### Build biofeedback, conv input gradient by conv_transpose2d (BIOFEEDBACK_GPU_CONV_X=transpose)"
-  say
-  step224 env BIOFEEDBACK_GPU_CONV_X=transpose "$bf"
+fi
+
+# Where a step's GPU time goes: cubecl's profiling summary of every kernel (the default build,
+# ResNet-18 at 224x224, batch 64, bp) and autotune's choices, from a cubecl.toml in a scratch
+# directory (cubecl reads it from the working directory).
+if has profile; then
+  prof=$(mktemp -d)
+  cat > "$prof/cubecl.toml" <<TOML
+[profiling.logger]
+level = "basic"
+file = "$OUT/kernels.log"
+append = false
+
+[autotune.logger]
+level = "minimal"
+file = "$OUT/autotune.log"
+append = false
+TOML
+  say "### Kernel profile: $PROFILE_RULES, ResNet-18 224x224 batch 64 (\$OUT/kernels.log, \$OUT/autotune.log)"
+  (cd "$prof" && timeout "${BENCH_TIMEOUT:-400}" "$bf" bench --device wgpu --model resnet18 \
+    --image-size 224 --batch-size 64 --steps 4 --warmup 2 --rounds 1 --rules "$PROFILE_RULES" \
+    2>>"$OUT/bench.log" | tee -a "$report")
+  for f in "$OUT/kernels.log" "$OUT/autotune.log"; do
+    [[ -f $f ]] && truncate -s '<15M' "$f"
+  done
 fi
 
 if has main; then
