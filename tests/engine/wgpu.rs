@@ -7,6 +7,7 @@
 //! wgpu adapter the test fails and says so.
 
 use crate::common::{gaussian, one_hot, rel_err, rng};
+use biofeedback::core::conv::conv2d_by_x_backward;
 use biofeedback::core::init::{Init, seeded_rng};
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::core::visit::Slot;
@@ -121,6 +122,39 @@ fn conv_deltas_on_wgpu_match_the_cpu() {
         assert!(
             e < 1e-5,
             "k {k} s {s} p {p} side {side}: wgpu differs from cpu by {e}"
+        );
+    }
+}
+
+/// The stride-1 forward conv through Burn's input-gradient kernel on wgpu
+/// (`BIOFEEDBACK_GPU_CONV=dgrad`) equals the CPU's conv: 3x3 same and valid, 1x1, the 7x7 kernel.
+#[test]
+fn forward_convs_through_the_input_gradient_kernel_on_wgpu_match_the_cpu() {
+    let gpu = wgpu_device();
+    let cpu = Device::flex();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (c_in, c_out, k, pad, side)
+    for (ci, co, k, p, side) in [
+        (4, 6, 3, 1, 8),
+        (4, 6, 3, 0, 9),
+        (8, 4, 1, 0, 6),
+        (3, 4, 7, 3, 15),
+    ] {
+        let x = Tensor::<4>::random([2, ci, side, side], normal, &cpu);
+        let w = Tensor::<4>::random([co, ci, k, k], normal, &cpu);
+        let on_cpu = burn::tensor::module::conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            burn::tensor::ops::ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+        );
+        let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
+        let on_gpu = conv2d_by_x_backward(&to_gpu(&x), &to_gpu(&w), 1, p).expect("stride 1");
+        assert_eq!(on_gpu.dims(), on_cpu.dims());
+        let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
+        assert!(
+            e < 1e-5,
+            "k {k} p {p} side {side}: wgpu differs from cpu by {e}"
         );
     }
 }

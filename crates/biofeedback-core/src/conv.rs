@@ -21,6 +21,52 @@ pub fn gpu_dedicated_x_backward() -> bool {
     *ON.get_or_init(|| std::env::var("BIOFEEDBACK_GPU_CONV_X").map_or(true, |v| v != "transpose"))
 }
 
+/// Whether a GPU computes stride-1 forward convolutions through Burn's input-gradient kernel
+/// ([`conv2d_by_x_backward`]) instead of its forward convolution (`BIOFEEDBACK_GPU_CONV=dgrad`).
+/// Off unless asked for: on `wgpu` without cooperative matrices Burn's forward autotune can only
+/// pick its direct kernel for a 3x3 conv, while the input-gradient autotune also has an
+/// im2col + matmul kernel; `benches/gpu/run.sh` measures the two.
+pub fn gpu_forward_by_x_backward() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_GPU_CONV").is_ok_and(|v| v == "dgrad"))
+}
+
+/// `conv(x, W)` at stride 1 computed as the input gradient of another convolution: a
+/// stride-1 conv with padding `p` is the transposed convolution, padding `k - 1 - p`, by the
+/// kernel flipped in space with its channel axes swapped,
+///
+/// ```text
+/// conv(x, W; p) = conv_transpose(x, V; k - 1 - p),   V[i, o, a, b] = W[o, i, k-1-a, k-1-b]
+/// ```
+///
+/// and `conv_transpose(x, V; q)` is what Burn's `conv2d_x_backward` computes for a conv of
+/// kernel `V` and padding `q`. `None` for strides other than 1 or `p > k - 1`.
+///
+/// # Shapes
+/// `x`: `[n, c_in, h, w]`, `weight`: `[c_out, c_in, k, k]` → `[n, c_out, h + 2p - k + 1, w + 2p - k + 1]`.
+pub fn conv2d_by_x_backward(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    stride: usize,
+    padding: usize,
+) -> Option<Tensor<4>> {
+    let [n, _, h, w] = x.dims();
+    let [c_out, _, k, _] = weight.dims();
+    if stride != 1 || padding > k - 1 || h + 2 * padding < k || w + 2 * padding < k {
+        return None;
+    }
+    let out = [n, c_out, h + 2 * padding + 1 - k, w + 2 * padding + 1 - k];
+    let kernel = weight.clone().swap_dims(0, 1).flip([2, 3]);
+    let q = k - 1 - padding;
+    let shape_of_output = Tensor::<4>::empty(out, &x.device());
+    Some(Tensor::from_dispatch(Dispatch::conv2d_x_backward(
+        shape_of_output.into_dispatch(),
+        kernel.into_dispatch(),
+        x.clone().into_dispatch(),
+        ConvOptions::new([1, 1], [q, q], [1, 1], 1),
+    )))
+}
+
 /// A 2-D convolution without bias (ResNets follow every conv by BatchNorm) with a separate
 /// feedback kernel.
 ///
@@ -112,8 +158,16 @@ impl FeedbackConv2d {
     /// # Shapes
     /// `x`: `[n, c_in, h, w]` → `[n, c_out, (h + 2p - k) / s + 1, (w + 2p - k) / s + 1]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_cpu::conv2d(&x, &self.weight, self.stride, self.padding)
-            .unwrap_or_else(|| conv2d(x, self.weight.clone(), None, self.options()))
+        if let Some(y) = conv_cpu::conv2d(&x, &self.weight, self.stride, self.padding) {
+            return y;
+        }
+        if is_gpu(&x.device())
+            && gpu_forward_by_x_backward()
+            && let Some(y) = conv2d_by_x_backward(&x, &self.weight, self.stride, self.padding)
+        {
+            return y;
+        }
+        conv2d(x, self.weight.clone(), None, self.options())
     }
 
     /// The feedback kernel this rule uses now ([`Feedback::matrix`]), `[c_out, c_in, k, k]`.
@@ -233,6 +287,30 @@ mod tests {
                 "{case}: input gradient"
             );
         }
+    }
+
+    /// A stride-1 conv through the input-gradient kernel equals the conv, for the paddings a
+    /// network uses (same, valid) and kernels 1, 3, 5 and 7; other strides are declined.
+    #[test]
+    fn a_stride_one_conv_is_an_input_gradient() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        for (k, p, side) in [(3, 1, 8), (3, 0, 7), (1, 0, 5), (5, 2, 9), (7, 3, 11)] {
+            let x = Tensor::<4>::random([2, 3, side, side], normal, &device);
+            let w = Tensor::<4>::random([5, 3, k, k], normal, &device);
+            let direct = conv2d(
+                x.clone(),
+                w.clone(),
+                None,
+                ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+            );
+            let through = conv2d_by_x_backward(&x, &w, 1, p).expect("stride 1");
+            assert_eq!(through.dims(), direct.dims(), "k {k} p {p}");
+            assert!(rel_err(through, direct) < 1e-6, "k {k} p {p}");
+        }
+        let x = Tensor::<4>::random([1, 3, 8, 8], normal, &device);
+        let w = Tensor::<4>::random([5, 3, 3, 3], normal, &device);
+        assert!(conv2d_by_x_backward(&x, &w, 2, 1).is_none());
     }
 
     #[test]
