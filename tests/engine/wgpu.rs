@@ -1,7 +1,8 @@
 //! The `wgpu` device gives the CPU's result for one training step of the MLP and of a ResNet
-//! with BatchNorm, under every rule, and the CPU's conv deltas through Burn's dedicated
-//! input-gradient kernel. The default build runs wgpu with Burn's kernel fusion (feature
-//! `fusion`); `cargo test --no-default-features` checks the unfused build the same way.
+//! with BatchNorm, under every rule, and the CPU's conv deltas and stride-1 forward convs
+//! through Burn's dedicated input-gradient kernel. The default build runs wgpu with Burn's
+//! kernel fusion (feature `fusion`); `cargo test --no-default-features` checks the unfused
+//! build the same way.
 //!
 //! Runs on a real GPU or on Mesa's software drivers (`.ci/run` installs them). Without any
 //! wgpu adapter the test fails and says so.
@@ -126,8 +127,8 @@ fn conv_deltas_on_wgpu_match_the_cpu() {
     }
 }
 
-/// The stride-1 forward conv through Burn's input-gradient kernel on wgpu
-/// (`BIOFEEDBACK_GPU_CONV=dgrad`) equals the CPU's conv: 3x3 same and valid, 1x1, the 7x7 kernel.
+/// The stride-1 forward conv through Burn's input-gradient kernel on wgpu (what a GPU runs
+/// unless `BIOFEEDBACK_GPU_CONV=burn`) equals the CPU's conv: 3x3 same and valid, 1x1, the 7x7 kernel.
 #[test]
 fn forward_convs_through_the_input_gradient_kernel_on_wgpu_match_the_cpu() {
     let gpu = wgpu_device();
