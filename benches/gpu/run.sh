@@ -9,10 +9,10 @@
 # 30), MODELS (default "resnet18 resnet50"), BATCHES (default "64 256"), RULES (default
 # bp,fa,ss,wm,kp).
 #   features  the builds side by side (fusion, no fusion, fusion + vulkan) and the conv input
-#             gradient's two kernels, and stride-1 forward convs by Burn's forward kernel
-#             instead of its input-gradient kernel (burn-forward), on ResNet-18 at 224x224,
-#             batch 64; BUILDS (default
-#             "biofeedback biofeedback-plain biofeedback-vulkan transpose burn-forward"), FEATURE_RULES
+#             gradient's two kernels, and the forward convs by Burn's forward kernel instead
+#             of its input-gradient kernel: all (burn-forward) or the strided ones (stride1),
+#             on ResNet-18 at 224x224, batch 64; BUILDS (default
+#             "biofeedback biofeedback-plain biofeedback-vulkan transpose stride1 burn-forward"), FEATURE_RULES
 #             (default bp,wm)
 #   profile   cubecl's per-kernel GPU time summary and autotune's choices for one bench
 #             (default build, ResNet-18 224x224 batch 64, PROFILE_RULES, default bp) into
@@ -30,7 +30,7 @@ STEPS=${STEPS:-30}
 MODELS=${MODELS:-"resnet18 resnet50"}
 BATCHES=${BATCHES:-"64 256"}
 RULES=${RULES:-bp,fa,ss,wm,kp}
-BUILDS=${BUILDS:-"biofeedback biofeedback-plain biofeedback-vulkan transpose burn-forward"}
+BUILDS=${BUILDS:-"biofeedback biofeedback-plain biofeedback-vulkan transpose stride1 burn-forward"}
 FEATURE_RULES=${FEATURE_RULES:-bp,wm}
 PROFILE_RULES=${PROFILE_RULES:-bp}
 report="$OUT/gpu-bench.md"
@@ -91,6 +91,12 @@ if has features; then
       say "### Build biofeedback, stride-1 forward convs by Burn's forward kernel (BIOFEEDBACK_GPU_CONV=burn)"
       say
       step224 env BIOFEEDBACK_GPU_CONV=burn "$bf"
+      continue
+    fi
+    if [[ $build == stride1 ]]; then
+      say "### Build biofeedback, strided forward convs by Burn's forward kernel (BIOFEEDBACK_GPU_CONV=stride1)"
+      say
+      step224 env BIOFEEDBACK_GPU_CONV=stride1 "$bf"
       continue
     fi
     if [[ $build == transpose ]]; then

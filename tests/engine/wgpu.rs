@@ -1,14 +1,14 @@
 //! The `wgpu` device gives the CPU's result for one training step of the MLP and of a ResNet
-//! with BatchNorm, under every rule, and the CPU's conv deltas and stride-1 forward convs
-//! through Burn's dedicated input-gradient kernel. The default build runs wgpu with Burn's
-//! kernel fusion (feature `fusion`); `cargo test --no-default-features` checks the unfused
-//! build the same way.
+//! with BatchNorm, under every rule, and the CPU's conv deltas and forward convs through
+//! Burn's dedicated input-gradient kernel (stride 1 directly, strided convs by phases). The
+//! default build runs wgpu with Burn's kernel fusion (feature `fusion`);
+//! `cargo test --no-default-features` checks the unfused build the same way.
 //!
 //! Runs on a real GPU or on Mesa's software drivers (`.ci/run` installs them). Without any
 //! wgpu adapter the test fails and says so.
 
 use crate::common::{gaussian, one_hot, rel_err, rng};
-use biofeedback::core::conv::conv2d_by_x_backward;
+use biofeedback::core::conv::{conv2d_by_phases, conv2d_by_x_backward};
 use biofeedback::core::init::{Init, seeded_rng};
 use biofeedback::core::tensor_io::to_vec;
 use biofeedback::core::visit::Slot;
@@ -151,6 +151,35 @@ fn forward_convs_through_the_input_gradient_kernel_on_wgpu_match_the_cpu() {
         );
         let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
         let on_gpu = conv2d_by_x_backward(&to_gpu(&x), &to_gpu(&w), 1, p).expect("stride 1");
+        assert_eq!(on_gpu.dims(), on_cpu.dims());
+        let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
+        assert!(
+            e < 1e-5,
+            "k {k} p {p} side {side}: wgpu differs from cpu by {e}"
+        );
+    }
+}
+
+/// The strided forward conv as the sum of its polyphase components on wgpu (what a GPU runs
+/// for a strided conv larger than 1x1 unless `BIOFEEDBACK_GPU_CONV` says otherwise) equals
+/// the CPU's conv: the 7x7 stride-2 stem and the 3x3 stride-2 convs, even and odd sides.
+#[test]
+fn strided_convs_by_phases_on_wgpu_match_the_cpu() {
+    let gpu = wgpu_device();
+    let cpu = Device::flex();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (c_in, c_out, k, pad, side)
+    for (ci, co, k, p, side) in [(3, 4, 7, 3, 16), (4, 6, 3, 1, 8), (4, 6, 3, 1, 9)] {
+        let x = Tensor::<4>::random([2, ci, side, side], normal, &cpu);
+        let w = Tensor::<4>::random([co, ci, k, k], normal, &cpu);
+        let on_cpu = burn::tensor::module::conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            burn::tensor::ops::ConvOptions::new([2, 2], [p, p], [1, 1], 1),
+        );
+        let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
+        let on_gpu = conv2d_by_phases(&to_gpu(&x), &to_gpu(&w), 2, p).expect("stride 2");
         assert_eq!(on_gpu.dims(), on_cpu.dims());
         let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
         assert!(

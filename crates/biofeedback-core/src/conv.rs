@@ -8,8 +8,8 @@ use crate::rule::Rule;
 use burn::backend::Dispatch;
 use burn::backend::ops::ModuleOps;
 use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
+use burn::tensor::{Device, Tensor, s};
 use std::sync::OnceLock;
 
 /// Whether a GPU sends conv deltas down through Burn's dedicated input-gradient kernel
@@ -21,15 +21,33 @@ pub fn gpu_dedicated_x_backward() -> bool {
     *ON.get_or_init(|| std::env::var("BIOFEEDBACK_GPU_CONV_X").map_or(true, |v| v != "transpose"))
 }
 
-/// Whether a GPU computes stride-1 forward convolutions through Burn's input-gradient kernel
-/// ([`conv2d_by_x_backward`]), unless `BIOFEEDBACK_GPU_CONV=burn` asks for Burn's forward
-/// convolution. On `wgpu` without cooperative matrices Burn's forward autotune can only pick its
-/// direct kernel for a 3x3 conv, while the input-gradient autotune also has an im2col + matmul
-/// kernel: on an H100 the ResNet-18 step (224x224, batch 64) ran at 732 images per second this
-/// way against 355 with the forward kernel (`docs/gpu.md`); `benches/gpu/run.sh` measures both.
-pub fn gpu_forward_by_x_backward() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("BIOFEEDBACK_GPU_CONV").map_or(true, |v| v != "burn"))
+/// How a GPU computes forward convolutions, from `BIOFEEDBACK_GPU_CONV`: by default every conv
+/// goes through Burn's input-gradient kernel, stride-1 convs directly ([`conv2d_by_x_backward`])
+/// and strided ones as the sum of their polyphase components ([`conv2d_by_phases`]);
+/// `stride1` reroutes only the stride-1 convs, `burn` none (Burn's forward convolution for all).
+/// On `wgpu` without cooperative matrices Burn's forward autotune can only pick its direct
+/// kernel for a 3x3 conv, while the input-gradient autotune also has an im2col + matmul
+/// kernel: on an H100 the ResNet-18 step (224x224, batch 64) ran at 732 images per second with
+/// the stride-1 convs rerouted against 355 with the forward kernel (`docs/gpu.md`);
+/// `benches/gpu/run.sh` measures the three side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuConv {
+    /// Burn's forward convolution for every conv.
+    Burn,
+    /// Stride-1 convs through the input-gradient kernel, strided ones by Burn's forward.
+    StrideOne,
+    /// Every conv through the input-gradient kernel (strided ones by phases).
+    All,
+}
+
+/// The process's [`GpuConv`] (read once from `BIOFEEDBACK_GPU_CONV`).
+pub fn gpu_conv() -> GpuConv {
+    static MODE: OnceLock<GpuConv> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("BIOFEEDBACK_GPU_CONV").as_deref() {
+        Ok("burn") => GpuConv::Burn,
+        Ok("stride1") => GpuConv::StrideOne,
+        _ => GpuConv::All,
+    })
 }
 
 /// `conv(x, W)` at stride 1 computed as the input gradient of another convolution: a
@@ -51,21 +69,89 @@ pub fn conv2d_by_x_backward(
     stride: usize,
     padding: usize,
 ) -> Option<Tensor<4>> {
-    let [n, _, h, w] = x.dims();
-    let [c_out, _, k, _] = weight.dims();
-    if stride != 1 || padding > k - 1 || h + 2 * padding < k || w + 2 * padding < k {
+    if stride != 1 {
         return None;
     }
-    let out = [n, c_out, h + 2 * padding + 1 - k, w + 2 * padding + 1 - k];
+    stride_one_by_x_backward(x, weight, [padding; 2])
+}
+
+/// A stride-1 conv of a `kh x kw` kernel with padding `[ph, pw]` through the input-gradient
+/// kernel (as [`conv2d_by_x_backward`], for rectangular kernels: the phases of
+/// [`conv2d_by_phases`]). `None` if `p > k - 1` or the kernel is larger than the padded input.
+fn stride_one_by_x_backward(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    padding: [usize; 2],
+) -> Option<Tensor<4>> {
+    let [n, _, h, w] = x.dims();
+    let [c_out, _, kh, kw] = weight.dims();
+    let [ph, pw] = padding;
+    if ph + 1 > kh || pw + 1 > kw || h + 2 * ph < kh || w + 2 * pw < kw {
+        return None;
+    }
+    let out = [n, c_out, h + 2 * ph + 1 - kh, w + 2 * pw + 1 - kw];
     let kernel = weight.clone().swap_dims(0, 1).flip([2, 3]);
-    let q = k - 1 - padding;
+    let q = [kh - 1 - ph, kw - 1 - pw];
     let shape_of_output = Tensor::<4>::empty(out, &x.device());
     Some(Tensor::from_dispatch(Dispatch::conv2d_x_backward(
         shape_of_output.into_dispatch(),
         kernel.into_dispatch(),
         x.clone().into_dispatch(),
-        ConvOptions::new([1, 1], [q, q], [1, 1], 1),
+        ConvOptions::new([1, 1], q, [1, 1], 1),
     )))
+}
+
+/// `conv(x, W)` at stride `s > 1` as the sum of `s^2` stride-1 convs without padding, one per
+/// polyphase component of the padded input (the polyphase decomposition of a strided conv):
+///
+/// ```text
+/// conv(x, W; s, p)[i, j] = sum_{a, b < s} conv(x_p[.., a::s, b::s], W[.., a::s, b::s]; 1, 0)[i, j]
+/// ```
+///
+/// where `x_p` is `x` zero-padded by `p` and `W[.., a::s, b::s]` keeps the taps `a, a + s, ...`
+/// of each kernel axis (`ceil((k - a) / s)` of them; a phase without taps, e.g. `a > 0` for a
+/// 1x1 kernel, adds nothing). Each stride-1 conv runs through [`conv2d_by_x_backward`], so the
+/// strided convs of a ResNet (the stem, the first conv of a stage) reach the same im2col +
+/// matmul kernels on a GPU as the stride-1 ones. The components' outputs are cropped to the
+/// strided conv's `h'`, `w'`. `None` for stride 1 or a kernel larger than the padded input.
+///
+/// # Shapes
+/// `x`: `[n, c_in, h, w]`, `weight`: `[c_out, c_in, k, k]` →
+/// `[n, c_out, (h + 2p - k) / s + 1, (w + 2p - k) / s + 1]`.
+pub fn conv2d_by_phases(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    stride: usize,
+    padding: usize,
+) -> Option<Tensor<4>> {
+    let [_, _, h, w] = x.dims();
+    let k = weight.dims()[2];
+    let s = stride;
+    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
+    if s < 2 || hp < k || wp < k {
+        return None;
+    }
+    let (ho, wo) = ((hp - k) / s + 1, (wp - k) / s + 1);
+    let padded = if padding > 0 {
+        x.clone()
+            .pad((padding, padding, padding, padding), PadMode::Constant(0.0))
+    } else {
+        x.clone()
+    };
+    let mut sum: Option<Tensor<4>> = None;
+    for a in 0..s.min(k) {
+        for b in 0..s.min(k) {
+            let phase = padded.clone().slice(s![.., .., a..;s, b..;s]);
+            let taps = weight.clone().slice(s![.., .., a..;s, b..;s]);
+            let y =
+                stride_one_by_x_backward(&phase, &taps, [0, 0])?.slice(s![.., .., 0..ho, 0..wo]);
+            sum = Some(match sum {
+                Some(total) => total + y,
+                None => y,
+            });
+        }
+    }
+    sum
 }
 
 /// A 2-D convolution without bias (ResNets follow every conv by BatchNorm) with a separate
@@ -162,11 +248,19 @@ impl FeedbackConv2d {
         if let Some(y) = conv_cpu::conv2d(&x, &self.weight, self.stride, self.padding) {
             return y;
         }
-        if is_gpu(&x.device())
-            && gpu_forward_by_x_backward()
-            && let Some(y) = conv2d_by_x_backward(&x, &self.weight, self.stride, self.padding)
-        {
-            return y;
+        if is_gpu(&x.device()) {
+            let (s, p) = (self.stride, self.padding);
+            let rerouted = match gpu_conv() {
+                GpuConv::Burn => None,
+                GpuConv::StrideOne => conv2d_by_x_backward(&x, &self.weight, s, p),
+                // 1x1 strided convs stay with Burn, whose forward runs them as one matmul.
+                GpuConv::All if s > 1 && self.kernel() == 1 => None,
+                GpuConv::All => conv2d_by_x_backward(&x, &self.weight, s, p)
+                    .or_else(|| conv2d_by_phases(&x, &self.weight, s, p)),
+            };
+            if let Some(y) = rerouted {
+                return y;
+            }
         }
         conv2d(x, self.weight.clone(), None, self.options())
     }
@@ -312,6 +406,42 @@ mod tests {
         let x = Tensor::<4>::random([1, 3, 8, 8], normal, &device);
         let w = Tensor::<4>::random([5, 3, 3, 3], normal, &device);
         assert!(conv2d_by_x_backward(&x, &w, 2, 1).is_none());
+    }
+
+    /// A strided conv as the sum of its polyphase components equals the conv: the ResNet
+    /// stem (7x7, stride 2, padding 3), the 3x3 stride-2 convs on even and odd sides, without
+    /// padding, a 1x1 (phases without taps), stride 3 and a rectangular input; stride 1 is
+    /// declined.
+    #[test]
+    fn a_strided_conv_is_the_sum_of_its_phases() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        // (k, s, p, h, w)
+        for (k, s, p, h, w) in [
+            (7, 2, 3, 16, 16),
+            (3, 2, 1, 8, 8),
+            (3, 2, 1, 7, 7),
+            (3, 2, 0, 9, 8),
+            (1, 2, 0, 6, 7),
+            (5, 3, 2, 11, 10),
+            (3, 2, 1, 6, 9),
+        ] {
+            let x = Tensor::<4>::random([2, 3, h, w], normal, &device);
+            let wt = Tensor::<4>::random([5, 3, k, k], normal, &device);
+            let direct = conv2d(
+                x.clone(),
+                wt.clone(),
+                None,
+                ConvOptions::new([s, s], [p, p], [1, 1], 1),
+            );
+            let phases = conv2d_by_phases(&x, &wt, s, p).expect("strided");
+            let case = format!("k {k} s {s} p {p} input {h}x{w}");
+            assert_eq!(phases.dims(), direct.dims(), "{case}");
+            assert!(rel_err(phases, direct) < 1e-6, "{case}");
+        }
+        let x = Tensor::<4>::random([1, 3, 8, 8], normal, &device);
+        let wt = Tensor::<4>::random([5, 3, 3, 3], normal, &device);
+        assert!(conv2d_by_phases(&x, &wt, 1, 1).is_none());
     }
 
     #[test]
