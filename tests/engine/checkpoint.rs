@@ -1,6 +1,7 @@
 //! Checkpoints: a resumed run repeats the uninterrupted one bit for bit, an interrupted write
 //! leaves the previous checkpoint loadable, a truncated file is named, and checkpoints move
-//! between the CPU and wgpu.
+//! between the CPU and wgpu. Also what the trainer does between steps: brsf's redraws and the
+//! warm-up's mirror steps.
 
 use crate::common::state;
 use crate::wgpu::wgpu_device;
@@ -140,6 +141,51 @@ fn brsf_draws_new_magnitudes_during_a_run_and_frsf_keeps_its_own() {
             "{rule}: B has W's signs"
         );
     }
+}
+
+/// `mirror.warmup_steps_per_batch` mirror steps follow each minibatch of the learning rate's
+/// warm-up, `steps_per_batch` the later ones: through a one-epoch warm-up `B` equals that of a
+/// run mirroring that often throughout (and differs from the default's), and in the epoch
+/// after it differs from that run's.
+#[test]
+fn the_warm_up_mirrors_as_often_as_its_own_key_says() {
+    let feedback = |t: &Trainer| match &t.net {
+        Network::Mlp(Trained { model, .. }) => to_vec(model.layers[1].effective_feedback()),
+        Network::ResNet(_) => unreachable!("an MLP config"),
+    };
+    let run = |sets: &[&str]| {
+        let mut c = config("wm", 2);
+        c.optim.warmup_epochs = 1.0;
+        c.mirror.steps_per_batch = 1;
+        for set in sets {
+            let (key, value) = set.split_once('=').unwrap();
+            match key {
+                "steps_per_batch" => c.mirror.steps_per_batch = value.parse().unwrap(),
+                "warmup_steps_per_batch" => {
+                    c.mirror.warmup_steps_per_batch = Some(value.parse().unwrap())
+                }
+                _ => unreachable!("{key}"),
+            }
+        }
+        c.validate().expect("a valid config");
+        let mut t = trainer(c, Device::flex());
+        t.mirror_phase();
+        let mut after = Vec::new();
+        for epoch in 1..=2 {
+            t.train_epoch(epoch).unwrap();
+            after.push(feedback(&t));
+        }
+        after
+    };
+    let warm_three = run(&["warmup_steps_per_batch=3"]);
+    let always_three = run(&["steps_per_batch=3"]);
+    let always_one = run(&[]);
+    assert_eq!(
+        warm_three[0], always_three[0],
+        "the warm-up epoch mirrors 3 times"
+    );
+    assert_ne!(warm_three[0], always_one[0], "the default mirrors once");
+    assert_ne!(warm_three[1], always_three[1], "after the warm-up: once");
 }
 
 #[test]

@@ -261,6 +261,10 @@ pub struct MirrorSection {
     pub epochs_before: usize,
     /// Mirror steps (every layer) after each mirroring minibatch. Default 1.
     pub steps_per_batch: usize,
+    /// Mirror steps after each mirroring minibatch while the learning rate warms up
+    /// (`optim.warmup_epochs`), when `W` moves fastest against the mirror's lag. Default:
+    /// `steps_per_batch`.
+    pub warmup_steps_per_batch: Option<usize>,
     /// Mirror after every N-th engaged minibatch (1: after each). Fewer, larger mirror
     /// batches cost less for the same noise per epoch. Default 1.
     pub every: usize,
@@ -281,6 +285,7 @@ impl Default for MirrorSection {
             steps_before: 3000,
             epochs_before: 0,
             steps_per_batch: 1,
+            warmup_steps_per_batch: None,
             every: 1,
             rescale: false,
         }
@@ -680,6 +685,20 @@ impl Config {
         check(m.every > 0, "mirror.every", m.every, "at least 1")?;
         if let Some(head) = m.head_batch_size {
             check(head > 0, "mirror.head_batch_size", head, "at least 1")?;
+        }
+        if let Some(warm) = m.warmup_steps_per_batch {
+            check(
+                warm > 0,
+                "mirror.warmup_steps_per_batch",
+                warm,
+                "at least 1 (leave it out for `steps_per_batch`)",
+            )?;
+            check(
+                self.optim.warmup_epochs > 0.0,
+                "mirror.warmup_steps_per_batch",
+                warm,
+                "a key only for a warm-up (optim.warmup_epochs > 0)",
+            )?;
         }
         check(
             self.algorithm.rule != Rule::Dfa || self.model.kind == ModelKind::Mlp,
@@ -1114,6 +1133,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("(a ResNet key)"), "{e}");
+    }
+
+    #[test]
+    fn the_warm_ups_mirror_steps_need_a_warm_up_and_at_least_1() {
+        let wm = "[algorithm]\nrule = \"wm\"\n[optim]\nwarmup_epochs = 1\n";
+        let c = parse(wm, &["mirror.warmup_steps_per_batch=4"]).unwrap();
+        assert_eq!(c.mirror.warmup_steps_per_batch, Some(4));
+        for (text, set, expected) in [
+            (wm, "mirror.warmup_steps_per_batch=0", "at least 1"),
+            (
+                "[algorithm]\nrule = \"wm\"\n",
+                "mirror.warmup_steps_per_batch=4",
+                "optim.warmup_epochs > 0",
+            ),
+        ] {
+            let e = parse(text, &[set]).unwrap_err().to_string();
+            assert!(
+                e.contains("mirror.warmup_steps_per_batch") && e.contains(expected),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -354,8 +354,13 @@ impl Trainer {
             Batches::new(train.clone(), plan, first, Some(seed), self.config.loader());
         let schedule = self.config.lr_schedule();
         let mirror = self.config.mirror();
-        let mirror_steps = match self.config.algorithm.rule {
-            Rule::Wm => self.config.mirror.steps_per_batch,
+        let section = &self.config.mirror;
+        // Mirror steps after minibatch `step`: more while the learning rate warms up, if asked.
+        let mirror_steps = |step: usize| match self.config.algorithm.rule {
+            Rule::Wm if schedule.warming_up(epoch, step, steps) => section
+                .warmup_steps_per_batch
+                .unwrap_or(section.steps_per_batch),
+            Rule::Wm => section.steps_per_batch,
             _ => 0,
         };
         let mirror_seed = seed ^ 0x6D69_7272_6F72_0000;
@@ -411,7 +416,7 @@ impl Trainer {
             }
             if (step + 1) % self.config.mirror.every == 0 {
                 let mut rng = seeded_rng(item_seed(mirror_seed, step, 0));
-                for _ in 0..mirror_steps {
+                for _ in 0..mirror_steps(step) {
                     self.net.mirror(&mirror, self.loss, &mut rng);
                 }
             }
