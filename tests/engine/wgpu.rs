@@ -127,19 +127,24 @@ fn conv_deltas_on_wgpu_match_the_cpu() {
     }
 }
 
-/// The stride-1 forward conv through Burn's input-gradient kernel on wgpu (what a GPU runs
-/// unless `BIOFEEDBACK_GPU_CONV=burn`) equals the CPU's conv: 3x3 same and valid, 1x1, the 7x7 kernel.
+/// The forward convs through Burn's input-gradient kernel on wgpu (what a GPU runs unless
+/// `BIOFEEDBACK_GPU_CONV` says otherwise) equal the CPU's conv: at stride 1 directly (3x3 same
+/// and valid, 1x1, the 7x7 kernel), at stride 2 as the sum of the polyphase components (the
+/// 7x7 stem, 3x3 on even and odd sides).
 #[test]
 fn forward_convs_through_the_input_gradient_kernel_on_wgpu_match_the_cpu() {
     let gpu = wgpu_device();
     let cpu = Device::flex();
     let normal = Distribution::Normal(0.0, 1.0);
-    // (c_in, c_out, k, pad, side)
-    for (ci, co, k, p, side) in [
-        (4, 6, 3, 1, 8),
-        (4, 6, 3, 0, 9),
-        (8, 4, 1, 0, 6),
-        (3, 4, 7, 3, 15),
+    // (c_in, c_out, k, stride, pad, side)
+    for (ci, co, k, s, p, side) in [
+        (4, 6, 3, 1, 1, 8),
+        (4, 6, 3, 1, 0, 9),
+        (8, 4, 1, 1, 0, 6),
+        (3, 4, 7, 1, 3, 15),
+        (3, 4, 7, 2, 3, 16),
+        (4, 6, 3, 2, 1, 8),
+        (4, 6, 3, 2, 1, 9),
     ] {
         let x = Tensor::<4>::random([2, ci, side, side], normal, &cpu);
         let w = Tensor::<4>::random([co, ci, k, k], normal, &cpu);
@@ -147,44 +152,23 @@ fn forward_convs_through_the_input_gradient_kernel_on_wgpu_match_the_cpu() {
             x.clone(),
             w.clone(),
             None,
-            burn::tensor::ops::ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+            burn::tensor::ops::ConvOptions::new([s, s], [p, p], [1, 1], 1),
         );
-        let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
-        let on_gpu = conv2d_by_x_backward(&to_gpu(&x), &to_gpu(&w), 1, p).expect("stride 1");
+        let (x, w) = (
+            Tensor::<4>::from_data(x.to_data(), &gpu),
+            Tensor::<4>::from_data(w.to_data(), &gpu),
+        );
+        let on_gpu = if s == 1 {
+            conv2d_by_x_backward(&x, &w, s, p)
+        } else {
+            conv2d_by_phases(&x, &w, s, p)
+        }
+        .expect("a conv these routes take");
         assert_eq!(on_gpu.dims(), on_cpu.dims());
         let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
         assert!(
             e < 1e-5,
-            "k {k} p {p} side {side}: wgpu differs from cpu by {e}"
-        );
-    }
-}
-
-/// The strided forward conv as the sum of its polyphase components on wgpu (what a GPU runs
-/// for a strided conv larger than 1x1 unless `BIOFEEDBACK_GPU_CONV` says otherwise) equals
-/// the CPU's conv: the 7x7 stride-2 stem and the 3x3 stride-2 convs, even and odd sides.
-#[test]
-fn strided_convs_by_phases_on_wgpu_match_the_cpu() {
-    let gpu = wgpu_device();
-    let cpu = Device::flex();
-    let normal = Distribution::Normal(0.0, 1.0);
-    // (c_in, c_out, k, pad, side)
-    for (ci, co, k, p, side) in [(3, 4, 7, 3, 16), (4, 6, 3, 1, 8), (4, 6, 3, 1, 9)] {
-        let x = Tensor::<4>::random([2, ci, side, side], normal, &cpu);
-        let w = Tensor::<4>::random([co, ci, k, k], normal, &cpu);
-        let on_cpu = burn::tensor::module::conv2d(
-            x.clone(),
-            w.clone(),
-            None,
-            burn::tensor::ops::ConvOptions::new([2, 2], [p, p], [1, 1], 1),
-        );
-        let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
-        let on_gpu = conv2d_by_phases(&to_gpu(&x), &to_gpu(&w), 2, p).expect("stride 2");
-        assert_eq!(on_gpu.dims(), on_cpu.dims());
-        let e = rel_err(Tensor::from_data(on_gpu.into_data(), &cpu), on_cpu);
-        assert!(
-            e < 1e-5,
-            "k {k} p {p} side {side}: wgpu differs from cpu by {e}"
+            "k {k} s {s} p {p} side {side}: wgpu differs from cpu by {e}"
         );
     }
 }
