@@ -153,33 +153,24 @@ fn the_warm_up_mirrors_as_often_as_its_own_key_says() {
         Network::Mlp(Trained { model, .. }) => to_vec(model.layers[1].effective_feedback()),
         Network::ResNet(_) => unreachable!("an MLP config"),
     };
-    let run = |sets: &[&str]| {
+    let run = |steps_per_batch: usize, warmup_steps_per_batch: Option<usize>| {
         let mut c = config("wm", 2);
         c.optim.warmup_epochs = 1.0;
-        c.mirror.steps_per_batch = 1;
-        for set in sets {
-            let (key, value) = set.split_once('=').unwrap();
-            match key {
-                "steps_per_batch" => c.mirror.steps_per_batch = value.parse().unwrap(),
-                "warmup_steps_per_batch" => {
-                    c.mirror.warmup_steps_per_batch = Some(value.parse().unwrap())
-                }
-                _ => unreachable!("{key}"),
-            }
-        }
+        c.mirror.steps_per_batch = steps_per_batch;
+        c.mirror.warmup_steps_per_batch = warmup_steps_per_batch;
         c.validate().expect("a valid config");
         let mut t = trainer(c, Device::flex());
         t.mirror_phase();
-        let mut after = Vec::new();
-        for epoch in 1..=2 {
-            t.train_epoch(epoch).unwrap();
-            after.push(feedback(&t));
-        }
-        after
+        (1..=2)
+            .map(|epoch| {
+                t.train_epoch(epoch).unwrap();
+                feedback(&t)
+            })
+            .collect::<Vec<_>>()
     };
-    let warm_three = run(&["warmup_steps_per_batch=3"]);
-    let always_three = run(&["steps_per_batch=3"]);
-    let always_one = run(&[]);
+    let warm_three = run(1, Some(3));
+    let always_three = run(3, None);
+    let always_one = run(1, None);
     assert_eq!(
         warm_three[0], always_three[0],
         "the warm-up epoch mirrors 3 times"

@@ -110,7 +110,8 @@ fn stride_one_by_x_backward(
 ///
 /// where `x_p` is `x` zero-padded by `p` and `W[.., a::s, b::s]` keeps the taps `a, a + s, ...`
 /// of each kernel axis (`ceil((k - a) / s)` of them; a phase without taps, e.g. `a > 0` for a
-/// 1x1 kernel, adds nothing). Each stride-1 conv runs through [`conv2d_by_x_backward`], so the
+/// 1x1 kernel, adds nothing). Each stride-1 conv runs through the input-gradient kernel (as
+/// [`conv2d_by_x_backward`], with rectangular kernels), so the
 /// strided convs of a ResNet (the stem, the first conv of a stage) reach the same im2col +
 /// matmul kernels on a GPU as the stride-1 ones. The components' outputs are cropped to the
 /// strided conv's `h'`, `w'`. `None` for stride 1 or a kernel larger than the padded input.
@@ -252,11 +253,11 @@ impl FeedbackConv2d {
             let (s, p) = (self.stride, self.padding);
             let rerouted = match gpu_conv() {
                 GpuConv::Burn => None,
-                GpuConv::StrideOne => conv2d_by_x_backward(&x, &self.weight, s, p),
+                _ if s == 1 => conv2d_by_x_backward(&x, &self.weight, s, p),
+                GpuConv::StrideOne => None,
                 // 1x1 strided convs stay with Burn, whose forward runs them as one matmul.
-                GpuConv::All if s > 1 && self.kernel() == 1 => None,
-                GpuConv::All => conv2d_by_x_backward(&x, &self.weight, s, p)
-                    .or_else(|| conv2d_by_phases(&x, &self.weight, s, p)),
+                GpuConv::All if self.kernel() == 1 => None,
+                GpuConv::All => conv2d_by_phases(&x, &self.weight, s, p),
             };
             if let Some(y) = rerouted {
                 return y;

@@ -31,17 +31,22 @@ pub struct LrSchedule {
     pub epochs: usize,
 }
 
+/// Epochs done before `step` (from 0) of epoch `epoch` (from 1), fractions counted.
+fn epochs_done(epoch: usize, step: usize, steps: usize) -> f64 {
+    (epoch - 1) as f64 + step as f64 / steps as f64
+}
+
 impl LrSchedule {
     /// Whether `step` (from 0) of epoch `epoch` (from 1) is in the linear warm-up.
     pub fn warming_up(&self, epoch: usize, step: usize, steps: usize) -> bool {
-        (epoch - 1) as f64 + (step as f64) / (steps as f64) < self.warmup_epochs
+        epochs_done(epoch, step, steps) < self.warmup_epochs
     }
 
     /// The learning rate at `step` (from 0) of epoch `epoch` (from 1), with `steps` steps per
     /// epoch.
     pub fn lr(&self, epoch: usize, step: usize, steps: usize) -> f64 {
-        let t = (epoch - 1) as f64 + step as f64 / steps as f64; // epochs done
-        if self.warming_up(epoch, step, steps) {
+        let t = epochs_done(epoch, step, steps);
+        if t < self.warmup_epochs {
             return self.lr * (t + 1.0 / steps as f64) / self.warmup_epochs;
         }
         match self.schedule {
