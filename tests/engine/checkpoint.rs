@@ -298,8 +298,10 @@ fn a_checkpoint_moves_between_the_cpu_and_wgpu() {
     let checkpoint = Checkpoint::load(&from_cpu).unwrap();
     let mut gpu = trainer(checkpoint.config(&[]).unwrap(), wgpu_device());
     checkpoint.restore(&mut gpu).unwrap();
-    let (l_cpu, e_cpu, _) = cpu.evaluate(&cpu.data.test).unwrap();
-    let (l_gpu, e_gpu, _) = gpu.evaluate(&gpu.data.test).unwrap();
+    let cpu_test = cpu.evaluate(&cpu.data.test).unwrap();
+    let gpu_test = gpu.evaluate(&gpu.data.test).unwrap();
+    let (l_cpu, e_cpu) = (cpu_test.loss, cpu_test.top1_error);
+    let (l_gpu, e_gpu) = (gpu_test.loss, gpu_test.top1_error);
     assert!(
         (l_cpu - l_gpu).abs() < 1e-4 * l_cpu.abs().max(1.0),
         "{l_cpu} vs {l_gpu}"
@@ -352,7 +354,8 @@ fn an_output_tied_with_the_true_class_counts_as_an_error() {
             layer.bias = layer.bias.clone().zeros_like();
         }
     }
-    let (_, top1, top5) = t.evaluate(&t.data.test).unwrap();
+    let test = t.evaluate(&t.data.test).unwrap();
+    let (top1, top5) = (test.top1_error, test.top5_error);
     // Every output is 0: no class is above another, and none may count as right.
     assert_eq!(top1, 100.0);
     assert_eq!(top5, 100.0);

@@ -2,6 +2,7 @@
 //! the target, sync the directory. A crash at any point leaves either the old file or the new
 //! one, never a mix.
 
+use crate::faults;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,12 +34,18 @@ pub fn remove_orphaned_temporaries(dir: &Path) -> std::io::Result<usize> {
 
 /// Replaces `path` with `bytes` atomically (write, fsync, rename, fsync of the directory).
 /// On failure the temporary file is removed and `path` is untouched.
+///
+/// Fault points ([`crate::faults`]): `write.<file name>` before anything is written,
+/// `write.<file name>.tmp` after the temporary is synced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    faults::point(&format!("write.{name}"))?;
     let tmp = temporary_path(path);
     let written = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()
+        file.sync_all()?;
+        faults::point(&format!("write.{name}.tmp"))
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);

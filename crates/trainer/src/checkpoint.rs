@@ -38,6 +38,7 @@
 
 use crate::atomic::write_atomically;
 use crate::config::{Config, ConfigError};
+use crate::data::{Source, Sources};
 use crate::train::{BestEpoch, EpochProgress, Trainer};
 use biofeedback_core::Slot;
 use biofeedback_core::tensor_io::to_vec;
@@ -108,6 +109,14 @@ pub enum CheckpointError {
         /// The file.
         path: PathBuf,
         /// Which keys changed, from what to what.
+        what: String,
+    },
+    /// The data do not match what the checkpoint's network was trained on.
+    #[error("checkpoint {path}: {what}")]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
         what: String,
     },
     /// The config stored in the checkpoint (with overrides) is invalid.
@@ -208,6 +217,46 @@ pub struct Checkpoint {
     pub progress: EpochProgress,
     /// The tensors by name.
     pub tensors: BTreeMap<String, HostTensor>,
+    /// The data the run trained on: its training examples and class names (absent from
+    /// checkpoints of earlier versions).
+    pub data: Option<DataShape>,
+}
+
+/// What a checkpoint records of the data its run trained on, to refuse a resume on a training
+/// set that changed (files added or removed) and an evaluation on other classes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataShape {
+    /// Examples of the training split.
+    pub train_examples: usize,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+}
+
+impl DataShape {
+    /// The shape of the data `sources`.
+    pub fn of(sources: &Sources) -> Self {
+        Self {
+            train_examples: sources.train.len(),
+            classes: sources.test.class_names(),
+        }
+    }
+}
+
+/// How the class lists `now` and `then` (the checkpoint's) differ, if they do.
+fn class_difference(now: &[String], then: &[String]) -> Option<String> {
+    if now.len() != then.len() {
+        return Some(format!(
+            "the data have {} classes, the checkpoint's run had {}",
+            now.len(),
+            then.len()
+        ));
+    }
+    let k = now.iter().zip(then).position(|(a, b)| a != b)?;
+    Some(format!(
+        "class {k} is `{}` in the data and `{}` in the checkpoint's run (the labels mean other \
+         classes)",
+        now[k], then[k]
+    ))
 }
 
 impl Checkpoint {
@@ -237,6 +286,7 @@ impl Checkpoint {
             best: trainer.best,
             progress: trainer.progress,
             tensors,
+            data: Some(DataShape::of(&trainer.data)),
         }
     }
 
@@ -290,6 +340,15 @@ impl Checkpoint {
                 meta.insert(key.into(), value);
             }
         }
+        if let Some(data) = &self.data {
+            meta.insert("train_examples".into(), data.train_examples.to_string());
+            let classes =
+                serde_json::to_string(&data.classes).map_err(|e| CheckpointError::Format {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                })?;
+            meta.insert("classes".into(), classes);
+        }
         for (name, t) in &self.tensors {
             if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
                 return Err(CheckpointError::Format {
@@ -313,9 +372,11 @@ impl Checkpoint {
 
     /// Reads and checks the checkpoint at `path`.
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = crate::files::read(path, crate::files::CHECKPOINT_BYTES).map_err(|source| {
+            CheckpointError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let format = |message: String| CheckpointError::Format {
             path: path.to_path_buf(),
@@ -366,6 +427,15 @@ impl Checkpoint {
                 data_wait: number("data_wait")?,
             },
             false => EpochProgress::default(),
+        };
+        let data = match (meta.get("train_examples"), meta.get("classes")) {
+            (Some(_), Some(classes)) => Some(DataShape {
+                train_examples: number("train_examples")? as usize,
+                classes: serde_json::from_str(classes).map_err(|e| {
+                    format(format!("metadata `classes` is not a list of names: {e}"))
+                })?,
+            }),
+            _ => None,
         };
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
@@ -427,7 +497,50 @@ impl Checkpoint {
             best,
             progress,
             tensors,
+            data,
         })
+    }
+
+    /// Checks a resume on `sources`: the training split must hold as many examples as the
+    /// run trained on, and the classes must be the same, in the same order, unless
+    /// `allow_changes`. Checkpoints of earlier versions record neither.
+    pub fn check_data(
+        &self,
+        sources: &Sources,
+        allow_changes: bool,
+    ) -> Result<(), CheckpointError> {
+        let (Some(then), false) = (&self.data, allow_changes) else {
+            return Ok(());
+        };
+        let now = DataShape::of(sources);
+        let what = match class_difference(&now.classes, &then.classes) {
+            Some(d) => d,
+            None if now.train_examples != then.train_examples => format!(
+                "the training split holds {} examples now and held {} (files added or removed \
+                 under data.dir?)",
+                now.train_examples, then.train_examples
+            ),
+            None => return Ok(()),
+        };
+        Err(CheckpointError::Changed {
+            path: self.path.clone(),
+            what,
+        })
+    }
+
+    /// Checks that `set` (the data an evaluation reads) has the classes the checkpoint's run
+    /// trained on, by name and order (where the checkpoint records them).
+    pub fn check_classes(&self, set: &dyn Source) -> Result<(), CheckpointError> {
+        let Some(then) = &self.data else {
+            return Ok(());
+        };
+        match class_difference(&set.class_names(), &then.classes) {
+            Some(what) => Err(CheckpointError::Data {
+                path: self.path.clone(),
+                what,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The run's config stored in the checkpoint, with `overrides` applied and checked.

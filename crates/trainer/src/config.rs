@@ -425,6 +425,10 @@ pub enum ConfigError {
     },
 }
 
+/// The most loader threads a config may ask for (`data.workers`): more than any machine's
+/// cores can feed, and few enough that the process limits of a shared machine hold them.
+pub const MAX_WORKERS: usize = 256;
+
 impl Config {
     /// Reads the experiment file `path`, applies the `section.key=value` overrides in order
     /// and validates; a key of the file or of an override that the chosen model or rule does
@@ -677,6 +681,21 @@ impl Config {
             "a positive number",
         )?;
         check(
+            o.milestones.first().is_none_or(|&m| m >= 1)
+                && o.milestones.windows(2).all(|w| w[0] < w[1]),
+            "optim.milestones",
+            format!("{:?}", o.milestones),
+            "epochs from 1 in increasing order, each once",
+        )?;
+        let last_lr = (o.lr * o.gamma.powi(o.milestones.len() as i32)) as f32;
+        check(
+            last_lr.is_finite() && last_lr >= f32::MIN_POSITIVE,
+            "optim.gamma",
+            format!("{:e}", o.gamma),
+            "a factor whose learning rate after the last milestone, optim.lr x gamma^(number of \
+             milestones), is a finite f32 above 0 (1.2e-38 to 3.4e38)",
+        )?;
+        check(
             m.batch_size > 0,
             "mirror.batch_size",
             m.batch_size,
@@ -779,6 +798,19 @@ impl Config {
             "data.image_folder.holdout_every",
             f.holdout_every,
             "at least 2 (every N-th image of a class is held out)",
+        )?;
+        let workers = self.loader().workers;
+        check(
+            workers <= MAX_WORKERS,
+            "data.workers",
+            workers,
+            "at most 256 loader threads",
+        )?;
+        check(
+            (0.0..=1.0).contains(&f.max_skipped),
+            "data.image_folder.max_skipped",
+            f.max_skipped,
+            "a fraction in [0, 1]",
         )?;
         check(
             self.data.prefetch > 0,
@@ -947,9 +979,11 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
 
 /// Reads a config file, naming it on failure.
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
+    crate::files::read_to_string(path, crate::files::CONFIG_BYTES).map_err(|source| {
+        ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -17,6 +17,8 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod faults;
+pub mod files;
 pub mod logging;
 pub mod network;
 pub mod plot;

@@ -12,6 +12,7 @@ use biofeedback_trainer::data::catalog::{self, Standard};
 use biofeedback_trainer::data::download;
 use biofeedback_trainer::data::root::DataRoot;
 use biofeedback_trainer::device::{DeviceChoice, DeviceInfo};
+use biofeedback_trainer::faults;
 use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
 use biofeedback_trainer::run_record::RunRecord;
@@ -253,6 +254,14 @@ enum ConfigCommand {
 fn main() {
     keep_freed_memory();
     let log = logging::init();
+    match faults::setup_from_env() {
+        Ok(set) if !set.is_empty() => warn!("fault injection: {}", set.join("; ")),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
     if let Err(e) = run(Cli::parse(), &log) {
         let closed_pipe = e.chain().any(|c| {
             c.downcast_ref::<std::io::Error>()
@@ -566,27 +575,34 @@ fn train(
             if !path.is_dir() {
                 bail!("--resume {}: no such run directory", path.display());
             }
-            let checkpoint = Checkpoint::load(&run_dir::last_checkpoint(&path))?;
-            let mut config = checkpoint.config(&overrides)?;
-            prepare_data(&mut config.data, data, false)?;
-            let dir_config = Config::load_resolved(&path.join("config.toml"), &[])?;
-            checkpoint.check_resume(&dir_config, &config, allow_changes)?;
-            if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
-                repair_best(&path, &checkpoint)?;
-                bail!(
-                    "run {} is complete: it has done {} epochs and run.epochs is {}; continue it \
-                     with --set run.epochs=N (N > {})",
-                    path.display(),
-                    checkpoint.epoch,
-                    config.run.epochs,
-                    checkpoint.epoch
-                );
+            let last = run_dir::last_checkpoint(&path);
+            if std::fs::symlink_metadata(&last).is_err() {
+                restart(&path, &overrides, data, device)?
+            } else {
+                let checkpoint = Checkpoint::load(&last)?;
+                let mut config = checkpoint.config(&overrides)?;
+                prepare_data(&mut config.data, data, false)?;
+                let dir_config = Config::load_resolved(&path.join("config.toml"), &[])?;
+                checkpoint.check_resume(&dir_config, &config, allow_changes)?;
+                if checkpoint.epoch >= config.run.epochs && checkpoint.progress.step == 0 {
+                    repair_best(&path, &checkpoint)?;
+                    outln!(
+                        "run {} is complete: it has done {} epochs and run.epochs is {}; \
+                         nothing to do (continue it with --set run.epochs=N, N > {})",
+                        path.display(),
+                        checkpoint.epoch,
+                        config.run.epochs,
+                        checkpoint.epoch
+                    );
+                    return Ok(());
+                }
+                let mut trainer = Trainer::new(config, device)?;
+                checkpoint.check_data(&trainer.data, allow_changes)?;
+                checkpoint.restore(&mut trainer)?;
+                let dir = RunDir::resume(&path, &trainer.config, checkpoint.epoch)
+                    .with_context(|| format!("cannot reopen run directory {}", path.display()))?;
+                (trainer, dir)
             }
-            let mut trainer = Trainer::new(config, device)?;
-            checkpoint.restore(&mut trainer)?;
-            let dir = RunDir::resume(&path, &trainer.config, checkpoint.epoch)
-                .with_context(|| format!("cannot reopen run directory {}", path.display()))?;
-            (trainer, dir)
         }
     };
     log.open(&dir.path.join("train.log"))
@@ -624,16 +640,14 @@ fn train(
         config.loader().prefetch,
         trainer.steps_per_epoch()
     );
-    if trainer.epochs_done > 0 || trainer.progress.step > 0 {
-        info!(
-            "resuming after epoch {} of {}{}",
-            trainer.epochs_done,
-            config.run.epochs,
-            match trainer.progress.step {
-                0 => String::new(),
-                step => format!(", at step {step} of epoch {}", trainer.epochs_done + 1),
-            }
-        );
+    match (trainer.epochs_done, trainer.progress.step) {
+        (0, 0) => {}
+        (done, 0) => info!("resuming after epoch {done} of {}", config.run.epochs),
+        (done, step) => info!(
+            "resuming inside epoch {} of {}, after its step {step}",
+            done + 1,
+            config.run.epochs
+        ),
     }
     let last = dir.last_checkpoint();
     trainer.run_hooked(
@@ -652,6 +666,37 @@ fn train(
     Ok(())
 }
 
+/// `--resume` of a run directory without a checkpoint (the run stopped before its first one:
+/// killed, or out of disk space while writing it): the run starts again from epoch 1 with its
+/// `config.toml`, which is where the uninterrupted run would be; its records are cut to
+/// their headers and the temporaries of the interrupted write removed.
+fn restart(
+    path: &Path,
+    overrides: &[String],
+    data: &DataChoice,
+    device: burn::tensor::Device,
+) -> Result<(Trainer, RunDir)> {
+    let config_path = path.join("config.toml");
+    if std::fs::symlink_metadata(&config_path).is_err() {
+        bail!(
+            "--resume {}: nothing to resume: it holds no checkpoint and no config.toml (start \
+             the run there with --config FILE --out {0})",
+            path.display()
+        );
+    }
+    let mut config = Config::load_resolved(&config_path, overrides)?;
+    prepare_data(&mut config.data, data, false)?;
+    info!(
+        "{}: no checkpoint yet (the run stopped before its first one); starting it again from \
+         epoch 1 with its config.toml",
+        path.display()
+    );
+    let trainer = Trainer::new(config, device)?;
+    let dir = RunDir::resume(path, &trainer.config, 0)
+        .with_context(|| format!("cannot reopen run directory {}", path.display()))?;
+    Ok((trainer, dir))
+}
+
 /// Logs an epoch and writes its rows, `results.json` and the checkpoints.
 fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Result<()> {
     let config = &trainer.config;
@@ -662,6 +707,7 @@ fn record_epoch(trainer: &Trainer, report: &EpochReport, dir: &mut RunDir) -> Re
     dir.record(report).with_context(context)?;
     dir.write_results(config, report, trainer.best)
         .with_context(context)?;
+    faults::point("epoch.recorded").with_context(context)?;
     // `best` before `last`: a kill between the two leaves `last` at the previous epoch, so a
     // resume redoes this epoch and writes both again; never a `best` older than its record.
     if config.checkpoint.save_best && trainer.best.is_some_and(|b| b.epoch == epoch) {
@@ -739,15 +785,26 @@ fn eval(
     };
     prepare_data(&mut config.data, &choice_of_data, false)?;
     let mut trainer = Trainer::for_eval(config, choice.create()?)?;
+    checkpoint.check_classes(trainer.data.test.as_ref())?;
     checkpoint.restore(&mut trainer)?;
-    let (loss, top1, top5) = trainer.evaluate(&trainer.data.test)?;
+    let test = trainer.evaluate(&trainer.data.test)?;
+    let when = match checkpoint.progress.step {
+        0 => format!("epoch {}", checkpoint.epoch),
+        step => format!("inside epoch {}, after step {step}", checkpoint.epoch + 1),
+    };
     outln!(
-        "{} (epoch {}, rule {}): test_loss {loss:.4}  test_top1_error {top1:.2}%  \
-         test_top5_error {top5:.2}%  on {} test examples",
+        "{} ({when}, rule {}): test_loss {:.4}  test_top1_error {:.2}%  test_top5_error {:.2}%  \
+         on {} test examples{}",
         path.display(),
-        checkpoint.epoch,
         trainer.config.algorithm.rule,
-        trainer.data.test.len()
+        test.loss,
+        test.top1_error,
+        test.top5_error,
+        test.read,
+        match test.skipped {
+            0 => String::new(),
+            n => format!(" ({n} more could not be read and were skipped)"),
+        }
     );
     outln!(
         "alignment on {} held-out examples drawn across classes:",

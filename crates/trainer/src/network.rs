@@ -5,7 +5,8 @@
 use crate::config::{Config, ModelKind};
 use crate::records::LayerAlignment;
 use biofeedback_core::init::Rng;
-use biofeedback_core::{Activation, MirrorConfig, SgdConfig, Visitor};
+use biofeedback_core::tensor_io::to_vec;
+use biofeedback_core::{Activation, MirrorConfig, SgdConfig, Slot, Visitor};
 use biofeedback_models::{FeedbackNetwork, Loss, Mlp, MlpCache, ResNet, ResNetCache, ResNetConfig};
 use burn::tensor::{Device, Tensor};
 
@@ -199,6 +200,43 @@ impl Network {
     /// batch `(x, t)` (SPEC section 4).
     pub fn alignment(&self, loss: Loss, x: Tensor<2>, t: Tensor<2>) -> Vec<LayerAlignment> {
         each!(self, n => n.alignment(loss, x, t))
+    }
+
+    /// The name of a tensor of the network or of its SGD state that holds a NaN or an
+    /// infinity (`model.fc2.weight`), if one does: one reduction per tensor and one read for
+    /// all, then one read per tensor only when something is not finite.
+    pub fn first_non_finite(&self) -> Option<String> {
+        /// 0 where every element of `t` is finite, NaN otherwise (`x * 0` is NaN for NaN
+        /// and infinities only).
+        fn probe<const D: usize>(t: &Tensor<D>) -> Tensor<1> {
+            t.clone().mul_scalar(0.0).sum()
+        }
+        let mut probes: Vec<(String, Tensor<1>)> = Vec::new();
+        // Tensors are handles: the clone shares their buffers.
+        self.clone().visit(&mut |name, slot| {
+            let p = match slot {
+                Slot::R1(t) => Some(probe(t)),
+                Slot::R2(t) => Some(probe(t)),
+                Slot::R4(t) => Some(probe(t)),
+                Slot::State1(v, _) => v.as_ref().map(probe),
+                Slot::State2(v, _) => v.as_ref().map(probe),
+                Slot::State4(v, _) => v.as_ref().map(probe),
+            };
+            if let Some(p) = p {
+                probes.push((name.to_string(), p));
+            }
+        });
+        if probes.is_empty() {
+            return None;
+        }
+        let all = Tensor::cat(probes.iter().map(|(_, p)| p.clone()).collect(), 0).sum();
+        if to_vec(all)[0].is_finite() {
+            return None;
+        }
+        probes
+            .into_iter()
+            .find(|(_, p)| !to_vec(p.clone())[0].is_finite())
+            .map(|(name, _)| name)
     }
 
     /// Examples per evaluation chunk (smaller for ResNets, whose activations are large).

@@ -204,10 +204,13 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                 .map(|(i, (run, label))| Series {
                     label: label.clone(),
                     color: colour(i),
+                    // A non-finite figure (a diverged epoch recorded by an earlier version)
+                    // is no point: the line breaks there instead of dropping to the axis.
                     points: run
                         .metrics
                         .iter()
                         .map(|m| (m.epoch as f64, value(m)))
+                        .filter(|p| p.1.is_finite())
                         .collect(),
                 })
                 .collect(),
@@ -318,6 +321,11 @@ fn axis(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     (if from_zero { low } else { low - pad }, high + pad)
 }
 
+/// `points` (by epoch) cut where an epoch is missing, so a line does not bridge a gap.
+fn segments(points: &[(f64, f64)]) -> Vec<&[(f64, f64)]> {
+    points.chunk_by(|a, b| b.0 - a.0 <= 1.0 + 1e-9).collect()
+}
+
 /// Draws `figure` on `root`.
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
@@ -358,12 +366,14 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
             .map_err(err)?;
         for series in &panel.series {
             let color = series.color;
-            chart
-                .draw_series(LineSeries::new(
-                    series.points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?;
+            for segment in segments(&series.points) {
+                chart
+                    .draw_series(LineSeries::new(
+                        segment.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+            }
             chart
                 .draw_series(
                     series
@@ -466,6 +476,24 @@ mod tests {
             svg.contains("\nfc1\n") && svg.contains("\nfc2\n"),
             "a panel per layer"
         );
+    }
+
+    #[test]
+    fn a_non_finite_figure_is_a_gap_in_its_line_not_a_point_on_the_axis() {
+        let mut diverged = run("diverged", "bp");
+        diverged.metrics[1].test_loss = f64::NAN;
+        diverged.metrics[2].train_loss = f64::INFINITY;
+        let figures = figures(&[diverged]);
+        let loss = figures.iter().find(|f| f.name == "loss").unwrap();
+        let test = &loss.panels[1].series[0].points;
+        assert_eq!(test.iter().map(|p| p.0).collect::<Vec<_>>(), [1.0, 3.0]);
+        assert_eq!(segments(test).len(), 2, "no line across the missing epoch");
+        let train = &loss.panels[0].series[0].points;
+        assert_eq!(segments(train), [&[(1.0, 1.0), (2.0, 0.5)][..]]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut diverged = run("diverged", "bp");
+        diverged.metrics[1].test_loss = f64::NAN;
+        plot_runs(&[diverged], dir.path()).unwrap();
     }
 
     #[test]

@@ -217,21 +217,114 @@ pub trait Row: Serialize + DeserializeOwned {
     const OLD_HEADERS: &'static [&'static str];
     /// The epoch the row belongs to.
     fn epoch(&self) -> usize;
+    /// Whether a file holds one row per epoch (else several: one per layer).
+    const ONE_PER_EPOCH: bool;
+    /// The first field whose value no run can produce, as `name = value (expected ...)`.
+    fn impossible(&self) -> Option<String>;
+}
+
+/// `name = value (expected ...)` where `ok` fails.
+fn expect(ok: bool, name: &str, value: f64, expected: &str) -> Option<String> {
+    (!ok).then(|| format!("{name} = {value} (expected {expected})"))
+}
+
+/// A loss: never negative; NaN or infinite where an earlier version recorded a diverged epoch.
+fn loss_ok(v: f64) -> bool {
+    !(v < 0.0)
+}
+
+/// A percentage.
+fn percent_ok(v: f64) -> bool {
+    (0.0..=100.0).contains(&v)
+}
+
+/// An angle in degrees, or NaN where it is undefined.
+fn angle_ok(v: f64) -> bool {
+    v.is_nan() || (0.0..=180.0).contains(&v)
 }
 
 impl Row for EpochMetrics {
     const HEADER: &'static str = METRICS_HEADER;
     const OLD_HEADERS: &'static [&'static str] = &[METRICS_HEADER_V1];
+    const ONE_PER_EPOCH: bool = true;
     fn epoch(&self) -> usize {
         self.epoch
+    }
+    fn impossible(&self) -> Option<String> {
+        let time = |v: f64| v.is_finite() && v >= 0.0;
+        expect(self.epoch >= 1, "epoch", self.epoch as f64, "1 or more")
+            .or_else(|| {
+                expect(
+                    loss_ok(self.train_loss),
+                    "train_loss",
+                    self.train_loss,
+                    "a loss >= 0",
+                )
+            })
+            .or_else(|| {
+                expect(
+                    loss_ok(self.test_loss),
+                    "test_loss",
+                    self.test_loss,
+                    "a loss >= 0",
+                )
+            })
+            .or_else(|| {
+                [
+                    ("train_top1_error", self.train_top1_error),
+                    ("test_top1_error", self.test_top1_error),
+                    ("test_top5_error", self.test_top5_error),
+                ]
+                .into_iter()
+                .find_map(|(name, v)| expect(percent_ok(v), name, v, "a percentage in [0, 100]"))
+            })
+            .or_else(|| {
+                [
+                    ("seconds", self.seconds),
+                    ("examples_per_second", self.examples_per_second),
+                    ("data_wait_seconds", self.data_wait_seconds),
+                ]
+                .into_iter()
+                .find_map(|(name, v)| expect(time(v), name, v, "a finite number >= 0"))
+            })
     }
 }
 
 impl Row for AlignmentRow {
     const HEADER: &'static str = ALIGNMENT_HEADER;
     const OLD_HEADERS: &'static [&'static str] = &[];
+    const ONE_PER_EPOCH: bool = false;
     fn epoch(&self) -> usize {
         self.epoch
+    }
+    fn impossible(&self) -> Option<String> {
+        expect(self.epoch >= 1, "epoch", self.epoch as f64, "1 or more")
+            .or_else(|| (self.layer.is_empty()).then(|| "an empty layer name".to_string()))
+            .or_else(|| {
+                [
+                    ("weight_angle_deg", self.weight_angle_deg),
+                    ("delta_angle_global_deg", self.delta_angle_global_deg),
+                    ("delta_angle_local_deg", self.delta_angle_local_deg),
+                ]
+                .into_iter()
+                .find_map(|(name, v)| {
+                    expect(
+                        angle_ok(v),
+                        name,
+                        v,
+                        "an angle in [0, 180] degrees, or empty",
+                    )
+                })
+            })
+            .or_else(|| {
+                let r = self.norm_ratio;
+                expect(
+                    r.is_nan() || r >= 0.0,
+                    "norm_ratio",
+                    r,
+                    "a ratio >= 0, or empty",
+                )
+            })
     }
 }
 
@@ -241,39 +334,63 @@ pub fn read_rows<T: Row>(path: &Path) -> Result<Vec<T>, RecordError> {
         path: path.to_path_buf(),
         what,
     };
-    let file = File::open(path).map_err(io_error(path))?;
+    let file = crate::files::open(path, crate::files::LIST_BYTES).map_err(io_error(path))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
         .from_reader(file);
-    let header = reader
+    let headers = reader
         .headers()
         .map_err(|e| format(format!("line 1: {e}")))?
-        .iter()
-        .collect::<Vec<_>>()
-        .join(",");
+        .clone();
+    let header = headers.iter().collect::<Vec<_>>().join(",");
     if header != T::HEADER && !T::OLD_HEADERS.contains(&header.as_str()) {
         return Err(format(format!(
             "expected the header `{}` on line 1, found `{header}`",
             T::HEADER
         )));
     }
-    reader
-        .deserialize::<T>()
-        .map(|row| {
-            row.map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
-                let what = match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
-                    _ => e.to_string(),
-                };
-                format(format!(
-                    "line {line}: not a row of `{}` ({what})",
-                    T::HEADER
-                ))
-            })
-        })
-        .collect()
+    let mut rows: Vec<T> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        let read = reader.read_record(&mut record).map_err(|e| {
+            let line = e.position().map_or(line, |p| p.line());
+            format(format!("line {line}: not a row of `{}` ({e})", T::HEADER))
+        })?;
+        if !read {
+            break;
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        let row: T = record.deserialize(Some(&headers)).map_err(|e| {
+            let what = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+                _ => e.to_string(),
+            };
+            format(format!(
+                "line {line}: not a row of `{}` ({what})",
+                T::HEADER
+            ))
+        })?;
+        if let Some(what) = row.impossible() {
+            return Err(format(format!("line {line}: {what}: no run writes this")));
+        }
+        if let Some(previous) = rows.last().map(Row::epoch) {
+            let order_ok = match T::ONE_PER_EPOCH {
+                true => row.epoch() > previous,
+                false => row.epoch() >= previous,
+            };
+            if !order_ok {
+                return Err(format(format!(
+                    "line {line}: epoch {} after epoch {previous} (a run records its epochs once, \
+                     in order)",
+                    row.epoch()
+                )));
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// A CSV record file open for appending rows of `T`.
@@ -308,6 +425,8 @@ impl<T: Row> RowWriter<T> {
     /// Appends `rows` and flushes them to the file.
     pub fn write(&mut self, rows: &[T]) -> Result<(), RecordError> {
         let io = io_error(&self.path);
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        crate::faults::point(&format!("write.{name}")).map_err(&io)?;
         for row in rows {
             self.writer.serialize(row).map_err(|e| io(e.into()))?;
         }

@@ -68,8 +68,7 @@ impl RunDir {
                         format!("{} exists and is not a directory", path.display()),
                     ));
                 }
-                let empty = std::fs::read_dir(path)?.next().is_none();
-                if !empty && !overwrite {
+                if holds_a_run(path)? && !overwrite {
                     return Err(std::io::Error::new(
                         e.kind(),
                         format!(
@@ -83,9 +82,13 @@ impl RunDir {
             Err(e) => return Err(e),
         }
         let lock = lock(path)?;
+        remove_orphaned_temporaries(path)?;
+        remove_orphaned_temporaries(&path.join("checkpoints"))?;
         check_checkpoints_writable(path)?;
         for stale in [
             "results.json",
+            "train.log",
+            "command.txt",
             "checkpoints/last.safetensors",
             "checkpoints/best.safetensors",
         ] {
@@ -93,6 +96,11 @@ impl RunDir {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
+        }
+        // The figures of the run replaced.
+        match std::fs::remove_dir_all(path.join("plots")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
         write_atomically(&path.join("config.toml"), config.to_toml().as_bytes())?;
         Ok(Self {
@@ -224,6 +232,30 @@ impl RunDir {
 /// `<run_dir>/checkpoints/last.safetensors`.
 pub fn last_checkpoint(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last.safetensors")
+}
+
+/// Whether the existing directory `path` holds anything of a run: everything but what a run
+/// leaves before its first record (`run.lock`, `checkpoints/` with nothing but temporaries
+/// and the write probe, `*.tmp` files of an interrupted write), so a run killed while it set
+/// its directory up, or one that found the disk full, can start there again.
+fn holds_a_run(path: &Path) -> std::io::Result<bool> {
+    let leftover = |p: &Path| {
+        let name = p.file_name().unwrap_or_default();
+        name == "run.lock" || name == ".write-probe" || p.extension().is_some_and(|e| e == "tmp")
+    };
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?.path();
+        if entry.file_name().is_some_and(|n| n == "checkpoints") && entry.is_dir() {
+            for inner in std::fs::read_dir(&entry)? {
+                if !leftover(&inner?.path()) {
+                    return Ok(true);
+                }
+            }
+        } else if !leftover(&entry) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Takes the lock `run.lock` of the run directory `path`, or says which process holds it.

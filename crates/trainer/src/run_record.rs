@@ -130,9 +130,11 @@ pub fn layers(runs: &[RunRecord]) -> Vec<String> {
 }
 
 fn read(path: &Path) -> Result<String, RecordError> {
-    std::fs::read_to_string(path).map_err(|source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
+    crate::files::read_to_string(path, crate::files::CONFIG_BYTES).map_err(|source| {
+        RecordError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -172,6 +174,56 @@ mod tests {
         assert_eq!(run.last().unwrap().epoch, 2);
         assert_eq!(run.best_by_test_error().unwrap().epoch, 1);
         assert_eq!(run.last_alignment("fc2").unwrap().weight_angle_deg, 5.0);
+    }
+
+    #[test]
+    fn impossible_figures_and_epochs_out_of_order_are_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "1,0.5,10.0,0.4,9.0,1.0,2.0,100.0,0\n";
+        for (row, named) in [
+            (
+                "2,0.3,6.0,0.35,150.0,0.8,2.0,100.0,0\n",
+                "test_top1_error = 150",
+            ),
+            ("2,-0.3,6.0,0.35,9.0,0.8,2.0,100.0,0\n", "train_loss = -0.3"),
+            ("2,0.3,6.0,0.35,9.0,0.8,-2.0,100.0,0\n", "seconds = -2"),
+            (
+                "2,0.3,NaN,0.35,9.0,0.8,2.0,100.0,0\n",
+                "train_top1_error = NaN",
+            ),
+            (
+                "1,0.3,6.0,0.35,9.0,0.8,2.0,100.0,0\n",
+                "epoch 1 after epoch 1",
+            ),
+            ("0,0.3,6.0,0.35,9.0,0.8,2.0,100.0,0\n", "epoch = 0"),
+        ] {
+            write_run(dir.path(), &format!("{good}{row}"));
+            let e = RunRecord::load(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("metrics.csv: line 3") && e.contains(named),
+                "{row}: {e}"
+            );
+        }
+        // A diverged epoch of an earlier version (NaN loss) still reads, for `plot` to skip.
+        write_run(
+            dir.path(),
+            &format!("{good}2,0.3,6.0,NaN,9.0,0.8,2.0,100.0,0\n"),
+        );
+        assert!(
+            RunRecord::load(dir.path()).unwrap().metrics[1]
+                .test_loss
+                .is_nan()
+        );
+        std::fs::write(
+            dir.path().join("alignment.csv"),
+            format!("{ALIGNMENT_HEADER}\n1,fc1,80.0,,60.0,1.0\n1,fc2,200.0,40.0,30.0,1.0\n"),
+        )
+        .unwrap();
+        let e = RunRecord::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("alignment.csv: line 3") && e.contains("weight_angle_deg = 200"),
+            "{e}"
+        );
     }
 
     #[test]

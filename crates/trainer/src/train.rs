@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Whether this process has logged its first training step.
 static FIRST_STEP_LOGGED: AtomicBool = AtomicBool::new(false);
@@ -86,6 +86,18 @@ pub enum TrainError {
         /// The bound.
         bound: f64,
     },
+    /// The network stopped being finite after the last read of the training loss (in the
+    /// epoch's last steps): found before anything of the epoch is evaluated or recorded.
+    #[error(
+        "after epoch {epoch}, {what}: training diverged in the epoch's last steps (lower \
+         optim.lr, or check the data); nothing of this epoch was recorded or saved"
+    )]
+    DivergedLate {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// What is not finite: a tensor, or the held-out loss.
+        what: String,
+    },
     /// A hook of the caller (a mid-epoch checkpoint) failed.
     #[error(transparent)]
     Hook(Box<dyn std::error::Error + Send + Sync>),
@@ -112,6 +124,21 @@ pub struct EpochProgress {
     pub seconds: f64,
     /// Seconds spent waiting for data so far.
     pub data_wait: f64,
+}
+
+/// What an evaluation of a held-out set gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss over the examples read.
+    pub loss: f64,
+    /// Top-1 error over the examples read, percent.
+    pub top1_error: f64,
+    /// Top-5 error over the examples read, percent.
+    pub top5_error: f64,
+    /// Examples read.
+    pub read: usize,
+    /// Examples that could not be read (`on_bad_image = "skip"`).
+    pub skipped: usize,
 }
 
 /// What the training part of an epoch gave.
@@ -195,6 +222,10 @@ impl Trainer {
         // evaluation transform.
         let chosen = across_classes(data.train.as_ref(), config.metrics.eval_batch);
         let batch = read_batch(data.train.as_ref(), 0, &chosen, None)?;
+        let mut skipped = Skipped::default();
+        skipped.add(&batch);
+        skipped.check("alignment-batch", batch.len(), 1.0)?;
+        crate::data::loader::probe_workers(config.loader())?;
         let (eval_x, eval_t) = tensors(batch, data.train.as_ref(), &device);
         Ok(Self {
             loss: config.model.loss,
@@ -299,15 +330,27 @@ impl Trainer {
                 bound,
             });
         }
-        let (test_loss, test_top1_error, test_top5_error) = self.evaluate(&self.data.test)?;
+        if let Some(name) = self.net.first_non_finite() {
+            return Err(TrainError::DivergedLate {
+                epoch,
+                what: format!("tensor {name} holds a NaN or an infinity"),
+            });
+        }
+        let test = self.evaluate(&self.data.test)?;
+        if !test.loss.is_finite() {
+            return Err(TrainError::DivergedLate {
+                epoch,
+                what: format!("the held-out loss is {}", test.loss),
+            });
+        }
         Ok(EpochReport {
             metrics: EpochMetrics {
                 epoch,
                 train_loss: train.loss,
                 train_top1_error: train.top1_error,
-                test_loss,
-                test_top1_error,
-                test_top5_error,
+                test_loss: test.loss,
+                test_top1_error: test.top1_error,
+                test_top5_error: test.top5_error,
                 seconds: train.seconds,
                 examples_per_second: train.seen as f64 / train.seconds,
                 data_wait_seconds: train.data_wait,
@@ -377,15 +420,18 @@ impl Trainer {
             &self.device,
         );
         let mut seen = self.progress.seen;
+        let mut skipped = Skipped::default();
         let mut last_read = first;
         let mut last_checkpoint = Instant::now();
         let every_steps = self.config.checkpoint.every_steps;
         let every_minutes = self.config.checkpoint.every_minutes;
         for step in first..steps {
+            crate::faults::point("train.step").map_err(|e| TrainError::Hook(Box::new(e)))?;
             let batch = batches
                 .next()
                 .expect("the plan has this batch")
                 .map_err(TrainError::from)?;
+            skipped.add(&batch);
             if !batch.is_empty() {
                 let n = batch.len();
                 let (x, t) = tensors(batch, train.as_ref(), &self.device);
@@ -458,6 +504,13 @@ impl Trainer {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        skipped
+            .check(
+                "training",
+                (seen - at_start.seen) as usize,
+                self.config.data.image_folder.max_skipped,
+            )
+            .map_err(TrainError::from)?;
         let loss_total = to_vec(loss_sum)[0] as f64;
         let correct = correct.into_scalar::<i64>() as f64;
         let n = seen.max(1) as f64;
@@ -479,13 +532,17 @@ impl Trainer {
 
     /// Mean loss, top-1 and top-5 error (percent) of the network on `set`, read through the
     /// evaluation transform by the loader. A tie with the true class's output, or a NaN
-    /// output, counts as an error.
-    pub fn evaluate(&self, set: &Arc<dyn Source>) -> Result<(f64, f64, f64), DataError> {
+    /// output, counts as an error. A set of which nothing could be read, or more than
+    /// `data.image_folder.max_skipped` of it, is an error ([`DataError::Unreadable`]): an
+    /// evaluation of no examples is not a result.
+    pub fn evaluate(&self, set: &Arc<dyn Source>) -> Result<Evaluation, DataError> {
         let (mut loss, mut top1, mut top5, mut n) = (0.0, 0usize, 0usize, 0usize);
+        let mut skipped = Skipped::default();
         let classes = set.classes();
         let plan = data::loader::sequential_plan(set.len(), self.net.eval_chunk());
         for batch in Batches::new(set.clone(), plan, 0, None, self.config.loader()) {
             let batch = batch?;
+            skipped.add(&batch);
             if batch.is_empty() {
                 continue;
             }
@@ -499,11 +556,16 @@ impl Trainer {
             }
             n += batch.labels.len();
         }
-        if n == 0 {
-            warn!("no example of the held-out set could be read");
-        }
+        skipped.check("held-out", n, self.config.data.image_folder.max_skipped)?;
+        let read = n;
         let n = n.max(1) as f64;
-        Ok((loss / n, 100.0 * top1 as f64 / n, 100.0 * top5 as f64 / n))
+        Ok(Evaluation {
+            loss: loss / n,
+            top1_error: 100.0 * top1 as f64 / n,
+            top5_error: 100.0 * top5 as f64 / n,
+            read,
+            skipped: skipped.count,
+        })
     }
 
     /// The fixed alignment batch: inputs `[n, dim]` and one-hot targets `[n, classes]`.
@@ -516,6 +578,40 @@ impl Trainer {
     pub fn alignment(&self) -> Vec<LayerAlignment> {
         self.net
             .alignment(self.loss, self.eval_x.clone(), self.eval_t.clone())
+    }
+}
+
+/// The examples of a pass that could not be read, and the first one's reason.
+#[derive(Debug, Default)]
+struct Skipped {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Skipped {
+    /// Counts the examples `batch` left out.
+    fn add(&mut self, batch: &Batch) {
+        self.count += batch.skipped.len();
+        if self.first.is_none() {
+            self.first = batch.skipped.first().cloned();
+        }
+    }
+
+    /// Refuses a pass over the `split` split that read nothing, or skipped more than the
+    /// fraction `max` of its examples.
+    fn check(&self, split: &'static str, read: usize, max: f64) -> Result<(), DataError> {
+        let total = read + self.count;
+        let over = self.count > 0 && (read == 0 || self.count as f64 > max * total as f64);
+        match over {
+            true => Err(DataError::Unreadable {
+                split,
+                skipped: self.count,
+                total,
+                max,
+                first: self.first.clone().unwrap_or_default(),
+            }),
+            false => Ok(()),
+        }
     }
 }
 

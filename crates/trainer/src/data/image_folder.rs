@@ -27,6 +27,7 @@
 //! Pixels are scaled to [0, 1] and normalized per channel with `mean` and `std`.
 
 use super::{DataError, Item, Source, Splits};
+use crate::files;
 use biofeedback_core::init::Rng;
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -83,6 +84,10 @@ pub struct ImageFolderSection {
     /// An image that does not decode: `skip` it (left out of its batch and logged) or `fail`.
     /// Default `fail`.
     pub on_bad_image: OnBadImage,
+    /// With `on_bad_image = "skip"`: the largest fraction of a split's images that an epoch
+    /// or an evaluation may skip; more (or every image) stops the run, naming the first file.
+    /// Default 0.05.
+    pub max_skipped: f64,
     /// Deprecated: loader threads are `data.workers`. When given (configs written before
     /// 0.2), it overrides `data.workers`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +113,7 @@ impl Default for ImageFolderSection {
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
             on_bad_image: OnBadImage::Fail,
+            max_skipped: 0.05,
             workers: None,
         }
     }
@@ -187,11 +193,35 @@ fn subfolders(dir: &Path) -> Result<Vec<String>, DataError> {
             t => t.is_dir(),
         };
         if is_dir {
-            folders.push(entry.file_name().to_string_lossy().into_owned());
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(folder_error(
+                    &entry.path(),
+                    "a class folder whose name is not UTF-8: class names are recorded as text; \
+                     rename it",
+                ));
+            };
+            refuse_control_characters(&entry.path(), name)?;
+            folders.push(name.to_string());
         }
     }
     folders.sort();
     Ok(folders)
+}
+
+/// Refuses a file or folder `name` with a control character (a newline, a tab): logs, errors
+/// and records name files one per line.
+fn refuse_control_characters(path: &Path, name: &str) -> Result<(), DataError> {
+    match name.chars().any(char::is_control) {
+        true => Err(DataError::Format {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+            message: format!(
+                "the name {name:?} holds a control character (a newline?): logs and records name \
+                 files one per line; rename it"
+            ),
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Whether `path` names a JPEG or PNG file by its extension.
@@ -208,6 +238,7 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         let entry = entry.map_err(io_error(dir))?;
         let path = entry.path();
         if is_image(&path) && !entry.file_type().map_err(io_error(dir))?.is_dir() {
+            refuse_control_characters(&path, &entry.file_name().to_string_lossy())?;
             files.push(path);
         }
     }
@@ -231,7 +262,7 @@ fn choose_classes(
     let (wanted, origin) = match &section.classes_file {
         Some(file) => {
             let path = data_dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+            let text = files::read_to_string(&path, files::LIST_BYTES).map_err(io_error(&path))?;
             let names: Vec<String> = text
                 .lines()
                 .filter_map(|l| l.split('#').next()?.split_whitespace().next())
@@ -348,26 +379,56 @@ const ILSVRC2012_WNIDS: &str = include_str!("ilsvrc2012_wnids.txt");
 
 /// File stem (`ILSVRC2012_val_00000001`) to wnid, from a ground-truth file.
 fn read_val_labels(path: &Path) -> Result<HashMap<String, String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let text = files::read_to_string(path, files::LIST_BYTES).map_err(io_error(path))?;
     let bad = |line: usize, what: String| folder_error(path, format!("line {line}: {what}"));
     let mut labels = HashMap::new();
     let csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if csv {
-        // Kaggle's LOC_val_solution.csv: ImageId,PredictionString ("wnid x y x y wnid ...").
-        for (k, line) in text.lines().enumerate().skip(1) {
-            let Some((id, boxes)) = line.split_once(',') else {
+        // Kaggle's LOC_val_solution.csv: ImageId,PredictionString ("wnid x y x y wnid ..."),
+        // fields quoted or not.
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut first_line: HashMap<String, u64> = HashMap::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
+                bad(line as usize, format!("not CSV: {e}"))
+            })?;
+            let line = record.position().map_or(0, |p| p.line()) as usize;
+            let (Some(id), Some(boxes)) = (record.get(0), record.get(1)) else {
                 return Err(bad(
-                    k + 1,
-                    format!("`{line}` is not `ImageId,PredictionString`"),
+                    line,
+                    format!(
+                        "`{}` is not `ImageId,PredictionString`",
+                        record.iter().collect::<Vec<_>>().join(",")
+                    ),
                 ));
             };
+            let id = id.trim();
             let wnid = boxes
                 .split_whitespace()
                 .next()
-                .ok_or_else(|| bad(k + 1, format!("no wnid for {id}")))?;
-            labels.insert(id.trim().to_string(), wnid.to_string());
+                .ok_or_else(|| bad(line, format!("no wnid for {id}")))?;
+            match labels.get(id) {
+                Some(earlier) if earlier != wnid => {
+                    return Err(bad(
+                        line,
+                        format!(
+                            "{id} is labelled {wnid} here and {earlier} on line {}",
+                            first_line[id]
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    first_line.insert(id.to_string(), line as u64);
+                    labels.insert(id.to_string(), wnid.to_string());
+                }
+            }
         }
     } else {
         // The devkit's ground truth: one ILSVRC2012_ID (1..=1000) per validation image.
@@ -450,6 +511,25 @@ fn flat_files(
         if let Some(&label) = label_of.get(wnid.as_str()) {
             by_class.entry(label).or_default().push(path);
         }
+    }
+    if by_class.is_empty() {
+        let some: BTreeSet<&str> = truth.values().map(String::as_str).take(3).collect();
+        return Err(folder_error(
+            truth_file,
+            format!(
+                "labels none of the images in {} with a chosen class ({}{}); it names classes \
+                 such as {} (are the class folders named by wnid?)",
+                eval_dir.display(),
+                classes
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if classes.len() > 3 { ", ..." } else { "" },
+                some.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
     let (mut files, mut labels) = (Vec::new(), Vec::new());
     for (label, paths) in by_class {
@@ -584,7 +664,7 @@ pub fn open(dir: &Path, section: &ImageFolderSection, splits: Splits) -> Result<
 /// Readable class names from `LOC_synset_mapping.txt` (`wnid name, name`) beside the data.
 fn readable_names(dir: &Path) -> HashMap<String, String> {
     find_beside(dir, "LOC_synset_mapping.txt")
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|p| files::read_to_string(&p, files::LIST_BYTES).ok())
         .map(|text| {
             text.lines()
                 .filter_map(|l| l.split_once(' '))
@@ -614,16 +694,9 @@ struct Rgb {
 /// it faster), so half scale is not used.
 fn decode(bytes: &[u8], min_side: u32) -> Result<Rgb, String> {
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        // The decoders fill a truncated JPEG with grey without an error. The end-of-image
-        // marker cannot occur inside entropy-coded data (0xFF is stuffed there), so a file
-        // whose last 4 KB lack it was cut short (an EXIF thumbnail's marker sits at the start).
-        let tail = &bytes[bytes.len().saturating_sub(4096)..];
-        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-            return Err(format!(
-                "truncated JPEG: no end-of-image marker ({} bytes)",
-                bytes.len()
-            ));
-        }
+        // The decoders fill a truncated JPEG with grey without an error: the file must reach
+        // its end-of-image marker (whatever follows it: a phone's motion-photo video, padding).
+        jpeg_end(bytes)?;
         let mut jpeg = jpeg_decoder::Decoder::new(bytes);
         jpeg.read_info().map_err(|e| e.to_string())?;
         let info = jpeg.info().ok_or("no JPEG frame header")?;
@@ -674,6 +747,69 @@ fn decode(bytes: &[u8], min_side: u32) -> Result<Rgb, String> {
         height: h,
         pixels: rgb.into_raw(),
     })
+}
+
+/// The offset just past the end-of-image marker of the JPEG `bytes` (which start with its
+/// start-of-image marker), found by walking its structure as a decoder does: marker segments
+/// skipped by their length (an EXIF thumbnail's own markers sit inside one), the entropy-coded
+/// data of each scan up to the first marker that is not a restart or a stuffed `0xFF`. An
+/// error if the data end first: the file was cut short. Bytes after the marker are not read.
+fn jpeg_end(bytes: &[u8]) -> Result<usize, String> {
+    let truncated = || {
+        format!(
+            "truncated JPEG: the data end before the end-of-image marker ({} bytes)",
+            bytes.len()
+        )
+    };
+    let mut i = 2;
+    loop {
+        // Bytes between segments are skipped up to the next marker, as decoders do.
+        i += bytes
+            .get(i..)
+            .and_then(|b| b.iter().position(|&v| v == 0xFF))
+            .ok_or_else(truncated)?;
+        // A marker may be preceded by any number of fill bytes 0xFF.
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let marker = *bytes.get(i).ok_or_else(truncated)?;
+        i += 1;
+        match marker {
+            0xD9 => return Ok(i),
+            // Markers without a length: SOI, TEM, RST0-7; 0x00 is a stuffed byte out of place.
+            0xD8 | 0x01 | 0xD0..=0xD7 | 0x00 => continue,
+            _ => {}
+        }
+        let length = bytes.get(i..i + 2).ok_or_else(truncated)?;
+        let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+        if length < 2 {
+            return Err(format!(
+                "invalid JPEG: a segment of length {length} at byte {i}"
+            ));
+        }
+        i += length;
+        if i > bytes.len() {
+            return Err(truncated());
+        }
+        if marker == 0xDA {
+            // Entropy-coded data: 0xFF is followed by 0x00 (stuffing) or a restart marker
+            // inside it; anything else is the next marker.
+            loop {
+                let at = i + bytes[i..]
+                    .iter()
+                    .position(|&v| v == 0xFF)
+                    .ok_or_else(truncated)?;
+                match bytes.get(at + 1) {
+                    None => return Err(truncated()),
+                    Some(0x00 | 0xD0..=0xD7) => i = at + 2,
+                    Some(_) => {
+                        i = at;
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Refuses empty images and images over [`MAX_PIXELS`].
@@ -743,7 +879,7 @@ impl ImageFolder {
         augment: Option<&mut Rng>,
         out: &mut Vec<f32>,
     ) -> Result<(), String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let bytes = files::read(path, files::IMAGE_BYTES).map_err(|e| e.to_string())?;
         let min_side = match self.reduced_decode {
             true => self.resize as u32,
             false => u32::MAX,
@@ -796,6 +932,9 @@ impl Source for ImageFolder {
     }
     fn label(&self, index: usize) -> usize {
         self.labels[index] as usize
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.classes.clone()
     }
     fn read(
         &self,
@@ -1016,6 +1155,30 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg_with_data_after_its_end_marker_is_read_and_a_cut_one_is_not() {
+        let dir = shared("cifar10-folder-sample/train/cat");
+        let file = image_files(&dir).unwrap().remove(0);
+        let bytes = std::fs::read(file).unwrap();
+        let plain = decode(&bytes, 8).unwrap().pixels;
+        // A motion photo: 64 KB of video after the image, with end markers and fill bytes in it.
+        let mut motion = bytes.clone();
+        motion.extend((0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        motion.extend([0xFF, 0xD9, 0xFF, 0xFF, 0x00]);
+        assert_eq!(decode(&motion, 8).unwrap().pixels, plain);
+        assert_eq!(jpeg_end(&motion).unwrap(), jpeg_end(&bytes).unwrap());
+        // An APP1 segment (an EXIF thumbnail) holding a whole small JPEG, end marker included,
+        // right after the start marker: a file cut inside its own scan is still truncated.
+        let mut app1 = vec![0xFF, 0xE1];
+        let thumbnail = [&[0xFF, 0xD8][..], &[0x11; 40], &[0xFF, 0xD9]].concat();
+        app1.extend(((thumbnail.len() + 2) as u16).to_be_bytes());
+        app1.extend(&thumbnail);
+        let with_exif = [&bytes[..2], &app1[..], &bytes[2..]].concat();
+        assert_eq!(decode(&with_exif, 8).unwrap().pixels, plain);
+        let cut = &with_exif[..with_exif.len() - 200];
+        assert!(decode(cut, 8).err().unwrap().contains("truncated JPEG"));
+    }
+
+    #[test]
     fn an_image_over_the_pixel_limit_is_refused_before_decoding() {
         // A valid 1x1 PNG whose header claims 20000 x 20000 pixels.
         let mut png = Vec::new();
@@ -1191,6 +1354,69 @@ mod tests {
         };
         let (_, eval) = both(&root, &section).unwrap();
         assert_eq!(eval.labels, [0, 1]);
+    }
+
+    #[test]
+    fn solution_csv_quotes_duplicates_and_foreign_labels_are_read_or_named() {
+        let dir = tempfile::tempdir().unwrap();
+        imagenet_layout(dir.path());
+        let csv = dir.path().join("LOC_val_solution.csv");
+        let write = |rows: &str| {
+            std::fs::write(&csv, format!("\"ImageId\",\"PredictionString\"\n{rows}")).unwrap()
+        };
+        // Quoted fields, and an id listed twice with the same class.
+        write(
+            "\"ILSVRC2012_val_00000001\",\"n01484850 1 2 3 4\"\n\
+             \"ILSVRC2012_val_00000002\",\"n01440764 1 2 3 4\"\n\
+             ILSVRC2012_val_00000002,n01440764 5 6 7 8\n\
+             ILSVRC2012_val_00000003,n01443537 1 2 3 4\n\
+             ILSVRC2012_val_00000004,n01443537 1 2 3 4\n",
+        );
+        let (_, eval) = both(dir.path(), &small(8)).unwrap();
+        assert_eq!(eval.labels, [0, 1, 1, 2]);
+        // The same id with two classes.
+        write(
+            "ILSVRC2012_val_00000001,n01484850 1 2 3 4\n\
+             ILSVRC2012_val_00000001,n01440764 1 2 3 4\n",
+        );
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(
+            e.contains("LOC_val_solution.csv: line 3")
+                && e.contains("n01440764 here and n01484850 on line 2"),
+            "{e}"
+        );
+        // Labels that name none of the class folders.
+        write(
+            "ILSVRC2012_val_00000001,n09999999 1 2 3 4\n\
+             ILSVRC2012_val_00000002,n09999998 1 2 3 4\n\
+             ILSVRC2012_val_00000003,n09999999 1 2 3 4\n\
+             ILSVRC2012_val_00000004,n09999999 1 2 3 4\n",
+        );
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(
+            e.contains("LOC_val_solution.csv: labels none of the images")
+                && e.contains("n01440764")
+                && e.contains("n09999999"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn class_folders_must_be_utf8_and_names_without_control_characters() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        folder(dir.path());
+        let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        write_png(&dir.path().join("train").join(odd).join("0.png"), 1);
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && e.contains("rename it"), "{e}");
+        std::fs::remove_dir_all(dir.path().join("train").join(odd)).unwrap();
+        write_png(&dir.path().join("train/a/line\nbreak.png"), 1);
+        let e = both(dir.path(), &small(8)).unwrap_err().to_string();
+        assert!(
+            e.contains("\"line\\nbreak.png\"") && e.contains("control character"),
+            "{e}"
+        );
     }
 
     #[test]

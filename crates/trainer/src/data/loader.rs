@@ -141,6 +141,44 @@ pub struct Batches {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     waited: Duration,
+    /// A loader thread that could not be started: returned by the first `next`.
+    failed: Option<DataError>,
+}
+
+/// The error of a loader thread `k` that the system could not start.
+fn spawn_error(k: usize, workers: usize, e: &std::io::Error) -> DataError {
+    DataError::Threads(format!(
+        "data.workers = {workers}: the system could not start loader thread {} ({e}); lower \
+         data.workers",
+        k + 1
+    ))
+}
+
+/// Starts the loader thread `name` (fault point `loader.spawn`: [`crate::faults`]).
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    crate::faults::point("loader.spawn")?;
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// Starts and joins `config.workers` threads, as [`Batches`] will: a system that cannot start
+/// that many (a process limit) is an error before anything is written, not in the middle of
+/// an epoch.
+pub fn probe_workers(config: LoaderConfig) -> Result<(), DataError> {
+    let mut started = Vec::with_capacity(config.workers);
+    let mut failed = None;
+    for k in 0..config.workers {
+        match spawn(format!("loader-probe-{k}"), || {}) {
+            Ok(handle) => started.push(handle),
+            Err(e) => {
+                failed = Some(spawn_error(k, config.workers, &e));
+                break;
+            }
+        }
+    }
+    for handle in started {
+        let _ = handle.join();
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 impl Batches {
@@ -161,15 +199,20 @@ impl Batches {
             q.taken = start;
         }
         let prefetch = config.prefetch.max(1);
-        let workers = (0..config.workers)
-            .map(|k| {
-                let (source, plan, shared) = (source.clone(), plan.clone(), shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("loader-{k}"))
-                    .spawn(move || work(source.as_ref(), &plan, augment, prefetch, &shared))
-                    .expect("the system can start a loader thread")
-            })
-            .collect();
+        let mut workers = Vec::with_capacity(config.workers);
+        let mut failed = None;
+        for k in 0..config.workers {
+            let (source, plan, shared) = (source.clone(), plan.clone(), shared.clone());
+            match spawn(format!("loader-{k}"), move || {
+                work(source.as_ref(), &plan, augment, prefetch, &shared)
+            }) {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    failed = Some(spawn_error(k, config.workers, &e));
+                    break;
+                }
+            }
+        }
         Self {
             source,
             plan,
@@ -178,6 +221,7 @@ impl Batches {
             shared,
             workers,
             waited: Duration::ZERO,
+            failed,
         }
     }
 
@@ -234,6 +278,10 @@ impl Iterator for Batches {
     type Item = Result<Batch, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            self.next = self.plan.len();
+            return Some(Err(e));
+        }
         if self.next >= self.plan.len() {
             return None;
         }

@@ -69,6 +69,11 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     }
     /// The class of example `index`.
     fn label(&self, index: usize) -> usize;
+    /// The class names in label order: an image folder's folder names, `0`, `1`, ... for a
+    /// set without names.
+    fn class_names(&self) -> Vec<String> {
+        (0..self.classes()).map(|c| c.to_string()).collect()
+    }
     /// Appends example `index` (`dim()` values) to `out`: through the training transform
     /// (random crop and flip drawn from `augment`) when a generator is given, else through
     /// the evaluation transform. On [`Item::Skipped`] nothing is appended.
@@ -293,9 +298,30 @@ pub enum DataError {
         /// What was expected and what was found.
         message: String,
     },
+    /// The loader's threads could not be started: which, and what to change.
+    #[error("{0}")]
+    Threads(String),
     /// A loader worker stopped unexpectedly (a bug): what it said.
     #[error("a data loader worker failed: {0}")]
     Worker(String),
+    /// Too much of a split could not be read (with `on_bad_image = "skip"`): nothing, or more
+    /// than `data.image_folder.max_skipped` of it.
+    #[error(
+        "{skipped} of the {total} {split} examples could not be read ({}); the first: {first}",
+        unreadable_bound(.skipped, .total, *.max)
+    )]
+    Unreadable {
+        /// Which split, for the message.
+        split: &'static str,
+        /// Examples skipped.
+        skipped: usize,
+        /// Examples of the pass.
+        total: usize,
+        /// The bound, a fraction.
+        max: f64,
+        /// The first skipped file and why.
+        first: String,
+    },
     /// A label outside `0..classes`.
     #[error("{path}: label {label} of record {index} is out of range (expected 0..={max})")]
     Label {
@@ -308,6 +334,17 @@ pub enum DataError {
         /// The largest valid label.
         max: usize,
     },
+}
+
+/// What [`DataError::Unreadable`] says of the bound it crossed.
+fn unreadable_bound(skipped: &usize, total: &usize, max: f64) -> String {
+    match skipped == total {
+        true => "none could: there is nothing to train on or to evaluate".into(),
+        false => format!(
+            "more than data.image_folder.max_skipped = {max} of them; raise it to go on without \
+             them"
+        ),
+    }
 }
 
 /// Why `dir` cannot be the data folder, for [`DataError::MissingDir`].
@@ -377,7 +414,7 @@ fn chosen_dir(section: &DataSection, root: Option<&root::DataRoot>) -> Result<Pa
 
 /// Reads a whole file, naming it on failure.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
+    crate::files::read(path, crate::files::DATA_FILE_BYTES).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -491,6 +528,9 @@ impl Source for Subset {
     }
     fn label(&self, index: usize) -> usize {
         self.source.label(self.indices[index])
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.source.class_names()
     }
     fn read(
         &self,
