@@ -12,7 +12,7 @@
 //! | a checkpoint | [`CHECKPOINT_BYTES`] (32 GiB) |
 //! | an experiment file, a run's `config.toml` | [`CONFIG_BYTES`] (16 MiB) |
 //! | a label or class list, a record CSV | [`LIST_BYTES`] (1 GiB) |
-//! | an MNIST or CIFAR-10 file | [`DATA_FILE_BYTES`] (1 GiB) |
+//! | an MNIST (IDX) or CIFAR-10 file | [`DATA_FILE_BYTES`] (8 GiB, the IDX reader's bound) |
 
 use std::fs::{File, FileType};
 use std::io::{Error, ErrorKind, Read};
@@ -27,8 +27,9 @@ pub const CONFIG_BYTES: u64 = 16 << 20;
 /// The largest list read: labels, class names, CSV records.
 pub const LIST_BYTES: u64 = 1 << 30;
 /// The largest file of a standard data set read (CIFAR-10's batches are 30 MB, MNIST's
-/// training images 47 MB).
-pub const DATA_FILE_BYTES: u64 = 1 << 30;
+/// training images 47 MB; IDX files of other sets up to the IDX reader's own bound,
+/// [`crate::data::mnist::MAX_IDX_BYTES`]).
+pub const DATA_FILE_BYTES: u64 = crate::data::mnist::MAX_IDX_BYTES as u64;
 
 /// What a file type is, for a message.
 fn kind(t: &FileType) -> &'static str {
