@@ -279,7 +279,8 @@ fn special_and_huge_files_are_refused_by_name_and_never_read() {
     std::fs::write(&config, text).unwrap();
     let bad = folder.join("train/dog/2.jpg");
     let limit = Duration::from_secs(120);
-    let cases: [(&str, &dyn Fn(&Path)); 3] = [
+    type Make<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Make); 3] = [
         ("a FIFO", &fifo),
         ("a character device", &|p: &Path| {
             std::os::unix::fs::symlink("/dev/zero", p).unwrap()
