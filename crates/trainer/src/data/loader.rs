@@ -154,27 +154,34 @@ fn spawn_error(k: usize, workers: usize, e: &std::io::Error) -> DataError {
     ))
 }
 
-/// Starts the loader thread `name` (fault point `loader.spawn`: [`crate::faults`]).
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
-    crate::faults::point("loader.spawn")?;
-    std::thread::Builder::new().name(name).spawn(f)
+/// Starts `workers` threads `<name>-<k>`, each running what `body` makes for it, up to the
+/// first one the system refuses (fault point `loader.spawn`: [`crate::faults`]): the threads
+/// started, and the error of the refused one.
+fn spawn_all<F: FnOnce() + Send + 'static>(
+    name: &str,
+    workers: usize,
+    mut body: impl FnMut() -> F,
+) -> (Vec<JoinHandle<()>>, Option<DataError>) {
+    let mut started = Vec::with_capacity(workers);
+    for k in 0..workers {
+        let spawned = crate::faults::point("loader.spawn").and_then(|()| {
+            std::thread::Builder::new()
+                .name(format!("{name}-{k}"))
+                .spawn(body())
+        });
+        match spawned {
+            Ok(handle) => started.push(handle),
+            Err(e) => return (started, Some(spawn_error(k, workers, &e))),
+        }
+    }
+    (started, None)
 }
 
 /// Starts and joins `config.workers` threads, as [`Batches`] will: a system that cannot start
 /// that many (a process limit) is an error before anything is written, not in the middle of
 /// an epoch.
 pub fn probe_workers(config: LoaderConfig) -> Result<(), DataError> {
-    let mut started = Vec::with_capacity(config.workers);
-    let mut failed = None;
-    for k in 0..config.workers {
-        match spawn(format!("loader-probe-{k}"), || {}) {
-            Ok(handle) => started.push(handle),
-            Err(e) => {
-                failed = Some(spawn_error(k, config.workers, &e));
-                break;
-            }
-        }
-    }
+    let (started, failed) = spawn_all("loader-probe", config.workers, || || {});
     for handle in started {
         let _ = handle.join();
     }
@@ -199,20 +206,10 @@ impl Batches {
             q.taken = start;
         }
         let prefetch = config.prefetch.max(1);
-        let mut workers = Vec::with_capacity(config.workers);
-        let mut failed = None;
-        for k in 0..config.workers {
+        let (workers, failed) = spawn_all("loader", config.workers, || {
             let (source, plan, shared) = (source.clone(), plan.clone(), shared.clone());
-            match spawn(format!("loader-{k}"), move || {
-                work(source.as_ref(), &plan, augment, prefetch, &shared)
-            }) {
-                Ok(handle) => workers.push(handle),
-                Err(e) => {
-                    failed = Some(spawn_error(k, config.workers, &e));
-                    break;
-                }
-            }
-        }
+            move || work(source.as_ref(), &plan, augment, prefetch, &shared)
+        });
         Self {
             source,
             plan,
