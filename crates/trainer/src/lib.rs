@@ -10,6 +10,7 @@
 //! does: load and override a config, resolve the data folder, train, see each epoch's
 //! report) is `examples/04_trainer_as_library.rs`, compiled by `cargo test`.
 
+pub mod aggregate;
 pub mod atomic;
 pub mod bench;
 pub mod checkpoint;
@@ -23,7 +24,9 @@ pub mod logging;
 pub mod network;
 pub mod plot;
 pub mod records;
+pub mod report;
 pub mod run_dir;
 pub mod run_record;
 pub mod schedule;
+pub mod sweep;
 pub mod train;

@@ -90,14 +90,18 @@ impl<'a> MakeWriter<'a> for LogFile {
     }
 }
 
-/// Installs the global subscriber: stderr with `RUST_LOG` (default [`DEFAULT_FILTER`]) and
-/// the returned [`LogFile`] with [`DEFAULT_FILTER`], without colours.
+/// Installs the global subscriber: stderr with `RUST_LOG` (default [`DEFAULT_FILTER`]; in
+/// colour where it is a terminal) and the returned [`LogFile`] with [`DEFAULT_FILTER`],
+/// without colours.
 pub fn init() -> LogFile {
     let file = LogFile::default();
     let stderr_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colours only on a terminal: not into a file, a pipe (`biofeedback sweep` relays its
+    // points' lines) or a CI log.
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(stderr_filter);
     let to_file = tracing_subscriber::fmt::layer()

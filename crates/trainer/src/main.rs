@@ -16,6 +16,7 @@ use biofeedback_trainer::faults;
 use biofeedback_trainer::logging::{self, LogFile};
 use biofeedback_trainer::run_dir::{self, RunDir};
 use biofeedback_trainer::run_record::RunRecord;
+use biofeedback_trainer::sweep;
 use biofeedback_trainer::train::{EpochReport, Trainer};
 use biofeedback_trainer::{compare, plot};
 use clap::{Parser, Subcommand};
@@ -128,20 +129,59 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
         device: DeviceChoice,
     },
-    /// Plot runs: loss, error, weight and delta angles per epoch (PNG and SVG).
+    /// Plot runs: loss, error, weight and delta angles per epoch (PNG and SVG). Runs that
+    /// differ only in `run.seed` are drawn as one line (their mean) with a band (± sd).
     Plot {
-        /// Run directories; several are drawn on the same figures.
+        /// Run directories, or sweep directories; several are drawn on the same figures.
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
         /// Folder for the figures (default: RUN_DIR/plots for one run, plots/ for several).
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Print a Markdown table of the runs' final and best figures and their angles.
+    /// Print a Markdown table of the runs' final and best figures and their angles; runs that
+    /// differ only in `run.seed` are also summarised as mean ± sd.
     Compare {
-        /// Run directories.
+        /// Run directories, or sweep directories (each stands for its points' runs).
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
+    },
+    /// Run every point of a sweep file (a base config, axes of values, paired axes,
+    /// exclusions) as a run directory under one sweep directory. Run it again to resume: it
+    /// skips the points that are done and resumes the others from their checkpoints.
+    ///
+    /// e.g. biofeedback sweep configs/sweeps/mnist-rules.toml --jobs 2
+    Sweep {
+        /// The sweep file, e.g. configs/sweeps/mnist-rules.toml.
+        file: PathBuf,
+        /// The sweep directory (default: runs/<name>); running the same sweep again into it
+        /// resumes it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Points trained at once (each its own process; on the CPU the cores are divided
+        /// among them).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// List the points and where each stands; start nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Add a key to the sweep's [set] for every point, e.g. --set run.epochs=4
+        /// (repeatable; give it again when resuming).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Where tensors live.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+        device: DeviceChoice,
+    },
+    /// Write a one-page Markdown report of a sweep (tables of mean ± sd, figures with a band
+    /// per group, the sweep file) into a folder.
+    Report {
+        /// The sweep directory.
+        #[arg(value_name = "SWEEP_DIR")]
+        sweep: PathBuf,
+        /// Folder for report.md and its figures (default: SWEEP_DIR/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Training throughput on synthetic batches: images per second per rule on a device
     /// (after warm-up), as a Markdown table, or JSON.
@@ -342,6 +382,20 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
         }
         Command::Compare { runs } => {
             out!("{}", compare::markdown(&load_runs(&runs)?));
+            Ok(())
+        }
+        Command::Sweep {
+            file,
+            out,
+            jobs,
+            dry_run,
+            overrides,
+            device,
+        } => sweep(&file, &overrides, out, jobs, dry_run, device, data_root),
+        Command::Report { sweep, out } => {
+            let out = out.unwrap_or_else(|| sweep.join("report"));
+            let page = biofeedback_trainer::report::write(&sweep, &out)?;
+            outln!("{}", page.display());
             Ok(())
         }
         Command::Bench(args) => bench(args),
@@ -829,11 +883,133 @@ fn eval(
     Ok(())
 }
 
-/// Reads run directories back.
+/// Reads run directories back; a sweep directory stands for the run directories of its
+/// points that have begun.
 fn load_runs(dirs: &[PathBuf]) -> Result<Vec<RunRecord>> {
-    dirs.iter()
-        .map(|dir| RunRecord::load(dir).map_err(Into::into))
-        .collect()
+    let mut runs = Vec::new();
+    for dir in dirs {
+        match sweep::Manifest::load(dir)? {
+            Some(manifest) => {
+                let points = manifest.run_dirs(dir);
+                if points.is_empty() {
+                    bail!("{}: no point of this sweep has begun yet", dir.display());
+                }
+                for point in points {
+                    runs.push(RunRecord::load(&point)?);
+                }
+            }
+            None => runs.push(RunRecord::load(dir)?),
+        }
+    }
+    Ok(runs)
+}
+
+/// `biofeedback sweep`: plans the points, opens the sweep directory, runs what is left.
+fn sweep(
+    file: &Path,
+    overrides: &[String],
+    out: Option<PathBuf>,
+    jobs: usize,
+    dry_run: bool,
+    device: DeviceChoice,
+    data_root: Option<PathBuf>,
+) -> Result<()> {
+    if jobs == 0 {
+        bail!("--jobs 0: expected at least 1 point at a time");
+    }
+    let plan = sweep::Sweep::load(file, overrides)?;
+    let dir = out.unwrap_or_else(|| Path::new("runs").join(&plan.name));
+    let _open = match dry_run {
+        true => None,
+        false => Some(sweep::SweepDir::open(&dir, &plan)?),
+    };
+    let statuses = plan
+        .points
+        .iter()
+        .map(|p| sweep::status(&dir, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = |f: fn(&sweep::State) -> bool| statuses.iter().filter(|s| f(&s.state)).count();
+    let (done, partial, new) = (
+        count(|s| *s == sweep::State::Done),
+        count(|s| matches!(s, sweep::State::Partial { .. })),
+        count(|s| *s == sweep::State::New),
+    );
+    let summary = format!(
+        "sweep {}: {} points in {}: {done} done, {partial} to resume, {new} to start",
+        plan.name,
+        plan.points.len(),
+        dir.display()
+    );
+    if dry_run {
+        outln!("{summary}");
+        for (point, status) in plan.points.iter().zip(&statuses) {
+            outln!(
+                "{:<40} {:<28} {}",
+                point.name,
+                status.state.to_string(),
+                sweep::plan::describe(&point.settings)
+            );
+        }
+        return Ok(());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match device {
+        DeviceChoice::Cpu => sweep::runner::Launch::threads_for(jobs, cores),
+        _ => None,
+    };
+    info!(
+        "{summary}; {jobs} at a time{}",
+        threads.map_or(String::new(), |t| format!(", {t} threads each"))
+    );
+    let todo: Vec<sweep::runner::Job> = plan
+        .points
+        .iter()
+        .zip(&statuses)
+        .filter_map(|(point, status)| {
+            sweep::train_args(&plan, point, status).map(|args| sweep::runner::Job {
+                name: point.name.clone(),
+                args,
+            })
+        })
+        .collect();
+    let mut global_args = Vec::new();
+    if let Some(root) = data_root {
+        global_args.push("--data-root".into());
+        global_args.push(std::path::absolute(&root)?.into_os_string());
+    }
+    let device_name = clap::ValueEnum::to_possible_value(&device)
+        .context("every device has a name")?
+        .get_name()
+        .to_string();
+    let launch = sweep::runner::Launch {
+        exe: std::env::current_exe().context("cannot find this program's own path")?,
+        global_args,
+        extra_args: vec!["--device".into(), device_name.into()],
+        jobs,
+        threads,
+    };
+    let outcomes = sweep::runner::run(&todo, &launch);
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(|e| (&o.name, e)))
+        .collect();
+    for (name, why) in &failed {
+        warn!("point {name} failed: {why}");
+    }
+    if let Some((name, why)) = failed.first() {
+        bail!(
+            "{} of the {} points run failed (the first, {name}: {why}); the others are              recorded; run the sweep again to retry the failed ones",
+            failed.len(),
+            todo.len()
+        );
+    }
+    outln!(
+        "sweep {}: all {} points done in {} (biofeedback compare {2}; biofeedback report {2})",
+        plan.name,
+        plan.points.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// `s` as a TOML basic string.

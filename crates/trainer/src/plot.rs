@@ -14,8 +14,10 @@
 //! of more than ten layers). One legend column at the right names every line. Text is drawn
 //! with an embedded font (DejaVu Sans), so no system font library is needed.
 
+use crate::aggregate::{self, Group, Summary};
 use crate::atomic::write_atomically;
 use crate::run_record::{self, RunRecord};
+use crate::train::EpochMetrics;
 use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -83,12 +85,14 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// One line of a panel: `(epoch, value)` points.
+/// One line of a panel: `(epoch, value)` points, and for a group of runs the band of one
+/// standard deviation around their mean, `(epoch, low, high)`.
 #[derive(Debug, Clone)]
 struct Series {
     label: String,
     color: RGBColor,
     points: Vec<(f64, f64)>,
+    band: Vec<(f64, f64, f64)>,
 }
 
 /// One chart.
@@ -190,33 +194,75 @@ fn labels(runs: &[RunRecord]) -> Vec<String> {
         .collect()
 }
 
-/// The four figures of `runs`.
-fn figures(runs: &[RunRecord]) -> Vec<Figure> {
-    let labels = labels(runs);
-    let per_run =
-        |title: &str, y_desc: &str, value: &dyn Fn(&crate::train::EpochMetrics) -> f64| Panel {
-            title: title.to_string(),
-            y_desc: y_desc.to_string(),
-            series: runs
+/// What the figures draw a line for: each run, or, where some runs differ only in their seed
+/// ([`aggregate::groups`]), each group of runs (its mean, with a band of one standard
+/// deviation).
+fn lines(runs: &[RunRecord]) -> Vec<Group<'_>> {
+    let groups = aggregate::groups(runs);
+    match aggregate::repeated(&groups) {
+        true => groups
+            .into_iter()
+            .map(|g| Group {
+                label: format!("{} (n={})", g.label, g.runs.len()),
+                runs: g.runs,
+            })
+            .collect(),
+        false => runs
+            .iter()
+            .zip(labels(runs))
+            .map(|(run, label)| Group {
+                label,
+                runs: vec![run],
+            })
+            .collect(),
+    }
+}
+
+/// A series of `(epoch, summary)` points: the means, and the band where several runs make
+/// them. A non-finite figure (a diverged epoch recorded by an earlier version, dfa's
+/// undefined weight angle) is no point: the line breaks there instead of dropping to the
+/// axis.
+fn series(label: &str, color: RGBColor, curve: Vec<(usize, Summary)>) -> Series {
+    let curve: Vec<(f64, Summary)> = curve
+        .into_iter()
+        .map(|(e, s)| (e as f64, s))
+        .filter(|(_, s)| s.mean.is_finite())
+        .collect();
+    Series {
+        label: label.to_string(),
+        color,
+        points: curve.iter().map(|(e, s)| (*e, s.mean)).collect(),
+        band: match curve.iter().any(|(_, s)| s.n > 1) {
+            true => curve
                 .iter()
-                .zip(&labels)
-                .enumerate()
-                .map(|(i, (run, label))| Series {
-                    label: label.clone(),
-                    color: colour(i),
-                    // A non-finite figure (a diverged epoch recorded by an earlier version)
-                    // is no point: the line breaks there instead of dropping to the axis.
-                    points: run
-                        .metrics
-                        .iter()
-                        .map(|m| (m.epoch as f64, value(m)))
-                        .filter(|p| p.1.is_finite())
-                        .collect(),
+                .map(|(e, s)| {
+                    let (low, high) = s.band();
+                    (*e, low, high)
                 })
                 .collect(),
-        };
-    let subject = match runs {
-        [one] => one.name.clone(),
+            false => Vec::new(),
+        },
+    }
+}
+
+/// The four figures of `runs`.
+fn figures(runs: &[RunRecord]) -> Vec<Figure> {
+    let lines = lines(runs);
+    let per_run = |title: &str, y_desc: &str, value: &dyn Fn(&EpochMetrics) -> f64| Panel {
+        title: title.to_string(),
+        y_desc: y_desc.to_string(),
+        series: lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| series(&line.label, colour(i), line.curve(value)))
+            .collect(),
+    };
+    let subject = match (runs, lines.as_slice()) {
+        ([one], _) => one.name.clone(),
+        (_, [group]) => group.label.clone(),
+        _ if lines.len() < runs.len() => {
+            format!("{} runs in {} groups, mean ± sd", runs.len(), lines.len())
+        }
         _ => format!("{} runs", runs.len()),
     };
     let mut figures = vec![
@@ -250,25 +296,14 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
     ];
     let layers = run_record::layers(runs);
     for (name, what, angle) in angles {
-        let line = |run: &RunRecord, layer: &str| -> Vec<(f64, f64)> {
-            // An undefined angle (NaN: dfa's weight angle) is no point.
-            run.layer_rows(layer)
-                .map(|a| (a.epoch as f64, angle(a)))
-                .filter(|p| p.1.is_finite())
-                .collect()
-        };
-        let panels = match runs {
-            [run] if layers.len() <= PALETTE.len() => vec![Panel {
+        let panels = match lines.as_slice() {
+            [line] if layers.len() <= PALETTE.len() => vec![Panel {
                 title: "all layers".into(),
                 y_desc: "angle (degrees)".into(),
                 series: layers
                     .iter()
                     .enumerate()
-                    .map(|(i, layer)| Series {
-                        label: layer.clone(),
-                        color: colour(i),
-                        points: line(run, layer),
-                    })
+                    .map(|(i, layer)| series(layer, colour(i), line.angle_curve(layer, angle)))
                     .collect(),
             }],
             _ => layers
@@ -276,14 +311,11 @@ fn figures(runs: &[RunRecord]) -> Vec<Figure> {
                 .map(|layer| Panel {
                     title: layer.clone(),
                     y_desc: "angle (degrees)".into(),
-                    series: runs
+                    series: lines
                         .iter()
-                        .zip(&labels)
                         .enumerate()
-                        .map(|(i, (run, label))| Series {
-                            label: label.clone(),
-                            color: colour(i),
-                            points: line(run, layer),
+                        .map(|(i, line)| {
+                            series(&line.label, colour(i), line.angle_curve(layer, angle))
                         })
                         .filter(|s| !s.points.is_empty())
                         .collect(),
@@ -342,7 +374,11 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
         let (x_low, x_high) = points().fold((1.0f64, 1.0f64), |(l, h), p| (l.min(p.0), h.max(p.0)));
         let x_range = (x_low - 0.2)..(x_high + 0.2).max(x_low + 1.0);
         let from_zero = panel.y_desc != "loss";
-        let (y_low, y_high) = axis(points().map(|p| p.1), from_zero);
+        let band_edges = panel
+            .series
+            .iter()
+            .flat_map(|s| s.band.iter().flat_map(|b| [b.1, b.2]));
+        let (y_low, y_high) = axis(points().map(|p| p.1).chain(band_edges), from_zero);
         let mut chart = ChartBuilder::on(&area)
             .caption(&panel.title, ("sans-serif", 20).into_font())
             .margin(12)
@@ -366,6 +402,19 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
             .map_err(err)?;
         for series in &panel.series {
             let color = series.color;
+            for band in series.band.chunk_by(|a, b| b.0 - a.0 <= 1.0 + 1e-9) {
+                let outline: Vec<(f64, f64)> = band
+                    .iter()
+                    .map(|b| (b.0, b.2))
+                    .chain(band.iter().rev().map(|b| (b.0, b.1)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(err)?;
+            }
             for segment in segments(&series.points) {
                 chart
                     .draw_series(LineSeries::new(
@@ -444,6 +493,7 @@ mod tests {
             epochs: 3,
             metrics,
             alignment,
+            settings: Default::default(),
         }
     }
 

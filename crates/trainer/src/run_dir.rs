@@ -260,16 +260,25 @@ fn holds_a_run(path: &Path) -> std::io::Result<bool> {
 
 /// Takes the lock `run.lock` of the run directory `path`, or says which process holds it.
 fn lock(path: &Path) -> std::io::Result<File> {
+    lock_file(&path.join("run.lock"), path)
+}
+
+/// Takes the OS lock of the file `file` (created if needed) and writes this process's id into
+/// it; if another process holds it, the error says that `in_use` is in use and by which
+/// process. The OS releases the lock when the process ends, however it ends.
+pub(crate) fn lock_file(file: &Path, in_use: &Path) -> std::io::Result<File> {
+    let path = in_use;
+    let lock_path = file;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
-        .open(path.join("run.lock"))?;
+        .open(lock_path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(path.join("run.lock")).unwrap_or_default();
+            let holder = std::fs::read_to_string(lock_path).unwrap_or_default();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::ResourceBusy,
                 format!(

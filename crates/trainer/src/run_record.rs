@@ -7,6 +7,7 @@
 
 use crate::records::read_rows;
 use crate::train::EpochMetrics;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::records::{AlignmentRow, RecordError};
@@ -28,6 +29,9 @@ pub struct RunRecord {
     pub metrics: Vec<EpochMetrics>,
     /// `alignment.csv`, one entry per epoch and layer.
     pub alignment: Vec<AlignmentRow>,
+    /// Every key of `config.toml` (`section.key`) with its value as TOML text, for telling
+    /// apart runs that differ only in their seed ([`crate::aggregate`]).
+    pub settings: BTreeMap<String, String>,
 }
 
 impl RunRecord {
@@ -76,6 +80,8 @@ impl RunRecord {
             })?;
         let metrics = read_rows::<EpochMetrics>(&dir.join("metrics.csv"))?;
         let alignment = read_rows::<AlignmentRow>(&dir.join("alignment.csv"))?;
+        let mut settings = BTreeMap::new();
+        crate::config::flatten("", &config, &mut settings);
         Ok(Self {
             path: dir.to_path_buf(),
             name: text("run", "name")?,
@@ -84,6 +90,7 @@ impl RunRecord {
             epochs,
             metrics,
             alignment,
+            settings,
         })
     }
 
