@@ -160,8 +160,12 @@ enum Command {
         out: Option<PathBuf>,
         /// Points trained at once (each its own process; on the CPU the cores are divided
         /// among them).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
         jobs: usize,
+        /// With --device wgpu/wgpu-vulkan: the discrete GPUs to use (wgpu's indices,
+        /// comma-separated), one point on each at a time, e.g. --gpus 0,1,2,3.
+        #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
+        gpus: Vec<usize>,
         /// List the points and where each stands; start nothing.
         #[arg(long)]
         dry_run: bool,
@@ -388,10 +392,21 @@ fn run(cli: Cli, log: &LogFile) -> Result<()> {
             file,
             out,
             jobs,
+            gpus,
             dry_run,
             overrides,
             device,
-        } => sweep(&file, &overrides, out, jobs, dry_run, device, data_root),
+        } => {
+            let options = SweepOptions {
+                out,
+                jobs,
+                gpus,
+                dry_run,
+                device,
+                data_root,
+            };
+            sweep(&file, &overrides, options)
+        }
         Command::Report { sweep, out } => {
             let out = out.unwrap_or_else(|| sweep.join("report"));
             let page = biofeedback_trainer::report::write(&sweep, &out)?;
@@ -904,18 +919,34 @@ fn load_runs(dirs: &[PathBuf]) -> Result<Vec<RunRecord>> {
     Ok(runs)
 }
 
-/// `biofeedback sweep`: plans the points, opens the sweep directory, runs what is left.
-fn sweep(
-    file: &Path,
-    overrides: &[String],
+/// The options of `sweep`.
+struct SweepOptions {
     out: Option<PathBuf>,
     jobs: usize,
+    gpus: Vec<usize>,
     dry_run: bool,
     device: DeviceChoice,
     data_root: Option<PathBuf>,
-) -> Result<()> {
+}
+
+/// `biofeedback sweep`: plans the points, opens the sweep directory, runs what is left.
+fn sweep(file: &Path, overrides: &[String], options: SweepOptions) -> Result<()> {
+    let SweepOptions {
+        out,
+        mut jobs,
+        gpus,
+        dry_run,
+        device,
+        data_root,
+    } = options;
     if jobs == 0 {
         bail!("--jobs 0: expected at least 1 point at a time");
+    }
+    if !gpus.is_empty() {
+        if !matches!(device, DeviceChoice::Wgpu | DeviceChoice::WgpuVulkan) {
+            bail!("--gpus: give --device wgpu or wgpu-vulkan too (the GPUs are wgpu's)");
+        }
+        jobs = gpus.len();
     }
     let plan = sweep::Sweep::load(file, overrides)?;
     let dir = out.unwrap_or_else(|| Path::new("runs").join(&plan.name));
@@ -982,11 +1013,17 @@ fn sweep(
         .get_name()
         .to_string();
     let launch = sweep::runner::Launch {
-        exe: std::env::current_exe().context("cannot find this program's own path")?,
+        // Without the " (deleted)" Linux adds when the file was replaced since it started.
+        exe: {
+            let exe = std::env::current_exe().context("cannot find this program's own path")?;
+            let text = exe.to_string_lossy();
+            PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text))
+        },
         global_args,
         extra_args: vec!["--device".into(), device_name.into()],
         jobs,
         threads,
+        gpus,
     };
     let outcomes = sweep::runner::run(&todo, &launch);
     let failed: Vec<_> = outcomes

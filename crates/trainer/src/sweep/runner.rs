@@ -9,7 +9,7 @@
 use crate::faults;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +36,10 @@ pub struct Launch {
     pub jobs: usize,
     /// `RAYON_NUM_THREADS` of each child (the CPU backend's threads), where set.
     pub threads: Option<usize>,
+    /// The discrete GPUs (wgpu's indices) the workers own, one each, where given: worker `w`
+    /// runs its points with `CUBECL_WGPU_DEFAULT_DEVICE=DiscreteGpu(gpus[w])`, which is the
+    /// adapter `--device wgpu` then opens.
+    pub gpus: Vec<usize>,
 }
 
 impl Launch {
@@ -65,14 +69,16 @@ pub fn run(jobs: &[Job], launch: &Launch) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
     std::thread::scope(|scope| {
-        for _ in 0..launch.jobs.clamp(1, jobs.len().max(1)) {
-            scope.spawn(|| {
+        for worker in 0..launch.jobs.clamp(1, jobs.len().max(1)) {
+            let (next, outcomes) = (&next, &outcomes);
+            scope.spawn(move || {
+                let env = launch.env(worker);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(job) = jobs.get(i) else { break };
                     let result = faults::point("sweep.point")
                         .map_err(|e| e.to_string())
-                        .and_then(|()| run_one(job, launch));
+                        .and_then(|()| run_one(job, launch, &env));
                     outcomes.lock().expect("no panics while held")[i] = Some(Outcome {
                         name: job.name.clone(),
                         result,
@@ -89,9 +95,23 @@ pub fn run(jobs: &[Job], launch: &Launch) -> Vec<Outcome> {
         .collect()
 }
 
+impl Launch {
+    /// The environment of the children of worker `worker`.
+    pub fn env(&self, worker: usize) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(threads) = self.threads {
+            env.push(("RAYON_NUM_THREADS", threads.to_string()));
+        }
+        if let Some(gpu) = self.gpus.get(worker) {
+            env.push(("CUBECL_WGPU_DEFAULT_DEVICE", format!("DiscreteGpu({gpu})")));
+        }
+        env
+    }
+}
+
 /// Runs one point's process to its end, relaying its output.
-fn run_one(job: &Job, launch: &Launch) -> Result<(), String> {
-    let mut command = Command::new(&launch.exe);
+fn run_one(job: &Job, launch: &Launch, env: &[(&str, String)]) -> Result<(), String> {
+    let mut command = own_binary(&launch.exe);
     command
         .args(&launch.global_args)
         .args(&job.args)
@@ -99,9 +119,7 @@ fn run_one(job: &Job, launch: &Launch) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(threads) = launch.threads {
-        command.env("RAYON_NUM_THREADS", threads.to_string());
-    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     die_with_parent(&mut command);
     let mut child = command
         .spawn()
@@ -157,6 +175,29 @@ fn ended_by(_status: &std::process::ExitStatus) -> String {
     "ended abnormally".into()
 }
 
+/// A command running `exe`. On Linux, when `exe` is this process's own binary, it runs
+/// through `/proc/self/exe` (named `exe` in its `argv[0]`): the very binary the sweep started
+/// with, even if the file was replaced since (a rebuild while the sweep runs), so every point
+/// is trained by the same program.
+fn own_binary(exe: &std::path::Path) -> Command {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let own = Path::new("/proc/self/exe");
+        let same = std::env::current_exe().is_ok_and(|current| {
+            let current = current.to_string_lossy();
+            let current = current.strip_suffix(" (deleted)").unwrap_or(&current);
+            Path::new(current) == exe
+        });
+        if same && own.exists() {
+            let mut command = Command::new(own);
+            command.arg0(exe);
+            return command;
+        }
+    }
+    Command::new(exe)
+}
+
 /// Has the child killed when the thread that started it ends (Linux's `PR_SET_PDEATHSIG`;
 /// the thread waits for the child, so that is when the sweep process dies); a child whose
 /// parent died before the setting took hold exits at once.
@@ -183,3 +224,44 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn points_run_the_binary_the_sweep_started_with() {
+        let exe = std::env::current_exe().unwrap();
+        let command = own_binary(&exe);
+        assert_eq!(command.get_program(), "/proc/self/exe");
+        assert_eq!(
+            own_binary(Path::new("/bin/true")).get_program(),
+            "/bin/true"
+        );
+    }
+
+    #[test]
+    fn workers_divide_the_cores_and_own_one_gpu_each() {
+        let launch = Launch {
+            exe: "biofeedback".into(),
+            global_args: Vec::new(),
+            extra_args: Vec::new(),
+            jobs: 2,
+            threads: Some(8),
+            gpus: vec![3, 5],
+        };
+        assert_eq!(
+            launch.env(1),
+            [
+                ("RAYON_NUM_THREADS", "8".to_string()),
+                ("CUBECL_WGPU_DEFAULT_DEVICE", "DiscreteGpu(5)".to_string())
+            ]
+        );
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            assert_eq!(Launch::threads_for(2, 16), Some(8));
+            assert_eq!(Launch::threads_for(4, 2), Some(1));
+            assert_eq!(Launch::threads_for(1, 16), None);
+        }
+    }
+}
