@@ -21,7 +21,9 @@
 //! - `train.step`: before each training step;
 //! - `loader.spawn`: before a data-loader thread is started;
 //! - `epoch.recorded`: after an epoch's rows and `results.json` were written, before its
-//!   checkpoints.
+//!   checkpoints;
+//! - `sweep.point`: in `biofeedback sweep`, before it starts a point's process (an error
+//!   there fails that point; `kill` ends the sweep between points).
 //!
 //! Without the variable nothing is configured and every point is a map lookup that finds
 //! nothing.

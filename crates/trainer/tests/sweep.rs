@@ -231,6 +231,50 @@ fn points_run_two_at_a_time_and_seeds_are_summarised_as_mean_and_sd() {
 }
 
 #[test]
+fn a_failed_point_does_not_stop_the_others_and_a_second_run_retries_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(tmp.path(), 1, "");
+    let out = tmp.path().join("runs");
+    // The second point cannot start (an I/O error injected where the sweep starts it).
+    let c = support::faults::with_failpoints(
+        "sweep.point=1*off->1*return(eio)",
+        &[
+            "sweep",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let o = within(Duration::from_secs(300), c);
+    let line = support::one_error_line(&o);
+    assert!(
+        line.contains("1 of the 4 points run failed")
+            && line.contains(POINTS[1])
+            && line.contains("Input/output error"),
+        "{line}"
+    );
+    for (i, point) in POINTS.iter().enumerate() {
+        assert_eq!(
+            out.join(point).join("metrics.csv").is_file(),
+            i != 1,
+            "{point}"
+        );
+    }
+    let o = sweep(&file, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join(POINTS[1]).join("metrics.csv").is_file());
+
+    let e = exits_1(&[
+        "sweep",
+        file.to_str().unwrap(),
+        "--gpus",
+        "0,1",
+        "--dry-run",
+    ]);
+    assert!(e.contains("--gpus: give --device wgpu"), "{e}");
+}
+
+#[test]
 fn a_bad_sweep_file_is_one_error_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     let base = concat!(
