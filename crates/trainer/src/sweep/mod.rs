@@ -301,3 +301,61 @@ pub fn train_args(sweep: &Sweep, point: &Point, status: &PointStatus) -> Option<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sweep of two seeds over a tiny base config, written into `dir`.
+    fn tiny(dir: &Path) -> Sweep {
+        std::fs::write(dir.join("base.toml"), "[run]\nepochs = 2\n").unwrap();
+        let path = dir.join("s.toml");
+        std::fs::write(&path, "base = \"base.toml\"\n[axes]\nrun.seed = [1, 2]\n").unwrap();
+        Sweep::load(&path, &[]).unwrap()
+    }
+
+    #[test]
+    fn one_sweep_process_at_a_time_and_the_manifest_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sweep = tiny(tmp.path());
+        let out = tmp.path().join("out");
+        let open = SweepDir::open(&out, &sweep).unwrap();
+        let e = SweepDir::open(&out, &sweep).unwrap_err().to_string();
+        assert!(
+            e.contains("is in use by another biofeedback process"),
+            "{e}"
+        );
+        drop(open);
+        SweepDir::open(&out, &sweep).unwrap();
+        let manifest = Manifest::load(&out).unwrap().unwrap();
+        assert_eq!(manifest, Manifest::of(&sweep));
+        assert_eq!(
+            manifest.points[1].settings,
+            [("run.seed".into(), "2".into())]
+        );
+        assert!(Manifest::load(tmp.path()).unwrap().is_none());
+        // Nothing begun: no run directories to read.
+        assert!(manifest.run_dirs(&out).is_empty());
+        let s = status(&out, &sweep.points[0]).unwrap();
+        assert_eq!(s.state, State::New);
+        let args = train_args(&sweep, &sweep.points[0], &s).unwrap();
+        assert_eq!(args[..2], ["train", "--config"]);
+        assert!(args.ends_with(&["--out".into(), out.join("seed-1").display().to_string()]));
+    }
+
+    #[test]
+    fn a_changed_base_is_refused_naming_the_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sweep = tiny(tmp.path());
+        let out = tmp.path().join("out");
+        drop(SweepDir::open(&out, &sweep).unwrap());
+        std::fs::write(
+            tmp.path().join("base.toml"),
+            "[run]\nepochs = 2\n[optim]\nlr = 0.5\n",
+        )
+        .unwrap();
+        let sweep = Sweep::load(&sweep.path, &[]).unwrap();
+        let e = SweepDir::open(&out, &sweep).unwrap_err().to_string();
+        assert!(e.contains("optim.lr = 0.05") && e.contains("0.5"), "{e}");
+    }
+}
