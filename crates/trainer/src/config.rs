@@ -93,29 +93,38 @@ impl Default for RunSection {
 }
 
 /// Which network `[model]` describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+///
+/// The same names in configs (`model.kind`) and on the command line (`bench --model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 pub enum ModelKind {
     /// A multi-layer perceptron (`model.hidden`, `model.activation`).
     #[default]
     #[serde(rename = "mlp")]
+    #[value(name = "mlp")]
     Mlp,
     /// ResNet-18 (`model.stem`, `model.width`, `model.bn_position`).
     #[serde(rename = "resnet18")]
+    #[value(name = "resnet18")]
     ResNet18,
     /// ResNet-50.
     #[serde(rename = "resnet50")]
+    #[value(name = "resnet50")]
     ResNet50,
     /// The CIFAR ResNet-20 (3 stages of 3 basic blocks; `model.width = 16` is the paper's).
     #[serde(rename = "resnet20")]
+    #[value(name = "resnet20")]
     ResNet20,
     /// The CIFAR ResNet-32 (5 blocks per stage).
     #[serde(rename = "resnet32")]
+    #[value(name = "resnet32")]
     ResNet32,
     /// The CIFAR ResNet-44 (7 blocks per stage).
     #[serde(rename = "resnet44")]
+    #[value(name = "resnet44")]
     ResNet44,
     /// The CIFAR ResNet-56 (9 blocks per stage).
     #[serde(rename = "resnet56")]
+    #[value(name = "resnet56")]
     ResNet56,
 }
 
@@ -881,11 +890,11 @@ impl Config {
         }
     }
 
-    /// The ResNet this config describes (`model.kind` must name one), for inputs of
-    /// `in_channels` channels and `classes` classes.
-    pub fn resnet(&self, in_channels: usize, classes: usize) -> ResNetConfig {
+    /// The ResNet of `depth` (that of `model.kind`, [`ModelKind::depth`]) with this config's
+    /// settings, for inputs of `in_channels` channels and `classes` classes.
+    pub fn resnet(&self, depth: Depth, in_channels: usize, classes: usize) -> ResNetConfig {
         ResNetConfig {
-            depth: self.model.kind.depth().unwrap_or(Depth::ResNet18),
+            depth,
             stem: self.model.stem,
             width: self.model.width,
             in_channels,
@@ -1038,6 +1047,19 @@ mod tests {
             e.contains("optim.lr.x") && e.contains("expected f64"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_model_kind_has_one_name_in_configs_and_on_the_command_line() {
+        use clap::ValueEnum;
+        for kind in ModelKind::value_variants() {
+            let cli = kind.to_possible_value().unwrap().get_name().to_string();
+            let toml = toml::Value::try_from(kind).unwrap();
+            assert_eq!(toml.as_str(), Some(cli.as_str()));
+            let depth = kind.depth();
+            assert_eq!(depth.is_none(), *kind == ModelKind::Mlp, "{cli}");
+        }
+        assert_eq!(ModelKind::value_variants().len(), 7);
     }
 
     #[test]

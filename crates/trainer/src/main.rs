@@ -231,9 +231,9 @@ struct BenchArgs {
     /// Where tensors live.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     device: DeviceChoice,
-    /// The network.
-    #[arg(long, value_enum, default_value_t = BenchModel::Resnet18)]
-    model: BenchModel,
+    /// The network (a `model.kind`).
+    #[arg(long, value_enum, default_value_t = ModelKind::ResNet18)]
+    model: ModelKind,
     /// Side of the square input images (ResNets).
     #[arg(long, default_value_t = 224)]
     image_size: usize,
@@ -264,16 +264,6 @@ struct BenchArgs {
     /// Print JSON instead of Markdown.
     #[arg(long)]
     json: bool,
-}
-
-/// `--model` of `bench`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchModel {
-    Mlp,
-    Resnet18,
-    Resnet50,
-    Resnet20,
-    Resnet56,
 }
 
 /// `--stem` of `bench`.
@@ -459,13 +449,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("--batch-size, --steps, --width, --classes and --image-size must be at least 1");
     }
     let spec = BenchSpec {
-        model: match model {
-            BenchModel::Mlp => ModelKind::Mlp,
-            BenchModel::Resnet18 => ModelKind::ResNet18,
-            BenchModel::Resnet50 => ModelKind::ResNet50,
-            BenchModel::Resnet20 => ModelKind::ResNet20,
-            BenchModel::Resnet56 => ModelKind::ResNet56,
-        },
+        model,
         image_size,
         batch_size,
         steps,
@@ -990,7 +974,10 @@ fn sweep(file: &Path, overrides: &[String], options: SweepOptions) -> Result<()>
     };
     info!(
         "{summary}; {jobs} at a time{}",
-        threads.map_or(String::new(), |t| format!(", {t} threads each"))
+        threads.map_or(String::new(), |t| match t {
+            1 => ", 1 thread each".to_string(),
+            t => format!(", {t} threads each"),
+        })
     );
     let todo: Vec<sweep::runner::Job> = plan
         .points

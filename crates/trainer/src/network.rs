@@ -108,15 +108,15 @@ impl Network {
     ) -> Result<Self, ShapeError> {
         check_memory(config, shape, classes)?;
         let sgd = config.sgd();
-        match config.model.kind {
-            ModelKind::Mlp => {
+        match config.model.kind.depth() {
+            None => {
                 let model = config
                     .mlp(shape.iter().product(), classes)
                     .init(rng, device);
                 Ok(Self::Mlp(Trained::new(model, sgd, shape)))
             }
-            _ => {
-                let resnet = config.resnet(shape[0], classes);
+            Some(depth) => {
+                let resnet = config.resnet(depth, shape[0], classes);
                 check_input_size(&resnet, shape)?;
                 let model = resnet
                     .init(rng, device)
@@ -251,14 +251,14 @@ impl Network {
 /// Parameters of the network `config` describes (weights, biases, BatchNorm), estimated
 /// without building it.
 pub fn parameter_count(config: &Config, shape: ImageShape, classes: usize) -> u128 {
-    match config.model.kind {
-        ModelKind::Mlp => {
+    match config.model.kind.depth() {
+        None => {
             let mut widths = vec![shape.iter().product::<usize>() as u128];
             widths.extend(config.model.hidden.iter().map(|&h| h as u128));
             widths.push(classes as u128);
             widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
         }
-        _ => config.resnet(shape[0], classes).parameter_count(),
+        Some(depth) => config.resnet(depth, shape[0], classes).parameter_count(),
     }
 }
 
