@@ -146,6 +146,30 @@ pub fn groups(runs: &[RunRecord]) -> Vec<Group<'_>> {
         .collect()
 }
 
+/// The group of backprop runs that every other group can be set against seed by seed: the
+/// only group whose rule is `bp`, where each other group differs from it in `algorithm.rule`
+/// alone (and keys that only one side reads, such as wm's `mirror.*`).
+pub fn backprop_reference<'g, 'a>(groups: &'g [Group<'a>]) -> Option<&'g Group<'a>> {
+    let mut bp = groups
+        .iter()
+        .filter(|g| g.runs.iter().all(|r| r.rule == "bp"));
+    let reference = bp.next()?;
+    if bp.next().is_some() || groups.len() < 2 {
+        return None;
+    }
+    let settings = |g: &Group<'_>| g.runs[0].settings.clone();
+    let base = settings(reference);
+    let comparable = groups.iter().all(|g| {
+        let other = settings(g);
+        other.iter().all(|(k, v)| {
+            SEED_KEYS.contains(&k.as_str())
+                || k == "algorithm.rule"
+                || base.get(k).is_none_or(|b| b == v)
+        })
+    });
+    comparable.then_some(reference)
+}
+
 /// Whether grouping says anything: some group holds more than one run.
 pub fn repeated(groups: &[Group<'_>]) -> bool {
     groups.iter().any(|g| g.runs.len() > 1)
@@ -155,6 +179,24 @@ impl Group<'_> {
     /// The summary of `value` of each run's last epoch.
     pub fn last(&self, value: impl Fn(&EpochMetrics) -> f64) -> Option<Summary> {
         Summary::of(self.runs.iter().filter_map(|r| r.last()).map(value))
+    }
+
+    /// The summary of `value` of each run's last epoch minus that of the `reference` run with
+    /// the same `run.seed` (runs without one are left out): the paired difference, whose
+    /// spread leaves out what the seed does to both.
+    pub fn paired_difference(
+        &self,
+        reference: &Group<'_>,
+        value: impl Fn(&EpochMetrics) -> f64,
+    ) -> Option<Summary> {
+        let seed = |r: &RunRecord| r.settings.get("run.seed").cloned();
+        Summary::of(self.runs.iter().filter_map(|r| {
+            let twin = reference
+                .runs
+                .iter()
+                .find(|b| seed(b).is_some() && seed(b) == seed(r))?;
+            Some(value(r.last()?) - value(twin.last()?))
+        }))
     }
 
     /// The summary of each run's best test top-1 error.
@@ -317,6 +359,32 @@ mod tests {
         assert_eq!(groups[0].seconds_per_epoch().unwrap().mean, 4.0);
         let single = [run("bp", 1, &[5.0]), run("fa", 1, &[9.0])];
         assert!(!repeated(&super::groups(&single)));
+    }
+
+    #[test]
+    fn rules_are_set_against_backprop_seed_by_seed() {
+        // Final errors: bp 10, 12, 14 (seeds 1-3); kp 11, 12.5, 15.5: differences 1, 0.5, 1.5,
+        // mean 1, sd sqrt((0 + 0.25 + 0.25) / 2) = 0.5.
+        let runs = [
+            run("bp", 1, &[10.0]),
+            run("bp", 2, &[12.0]),
+            run("bp", 3, &[14.0]),
+            run("kp", 3, &[15.5]),
+            run("kp", 1, &[11.0]),
+            run("kp", 2, &[12.5]),
+        ];
+        let groups = groups(&runs);
+        let bp = backprop_reference(&groups).unwrap();
+        assert_eq!(bp.label, "rule=bp");
+        let d = groups[1]
+            .paired_difference(bp, |m| m.test_top1_error)
+            .unwrap();
+        assert_eq!((d.mean, d.sd, d.n), (1.0, 0.5, 3));
+        // Groups that differ in more than the rule are not set against bp.
+        let mut other = run("kp", 1, &[11.0]);
+        other.settings.insert("optim.lr".into(), "0.5".into());
+        let mixed = [runs[0].clone(), other];
+        assert!(backprop_reference(&super::groups(&mixed)).is_none());
     }
 
     #[test]

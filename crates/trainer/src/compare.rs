@@ -120,6 +120,27 @@ pub fn group_tables(groups: &[Group<'_>]) -> String {
             text(g.seconds_per_epoch(), 1),
         );
     }
+    if let Some(bp) = aggregate::backprop_reference(groups) {
+        out.push_str(
+            "\nEach rule against backprop with the same seed: final test top-1 error % minus bp's, \
+             mean ± sd of the paired differences (n pairs):\n\n\
+             | group | rule | n | difference |\n|---|---|---:|---:|\n",
+        );
+        for g in groups.iter().filter(|g| !std::ptr::eq(*g, bp)) {
+            let d = g.paired_difference(bp, |m| m.test_top1_error);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                g.label,
+                g.runs[0].rule,
+                d.map_or(0, |d| d.n),
+                d.map_or("-".into(), |d| match d.sd.is_finite() {
+                    true => format!("{:+.2} ± {:.2}", d.mean, d.sd),
+                    false => format!("{:+.2}", d.mean),
+                })
+            );
+        }
+    }
     let runs: Vec<RunRecord> = groups
         .iter()
         .flat_map(|g| g.runs.iter().map(|r| (*r).clone()))

@@ -189,6 +189,15 @@ fn points_run_two_at_a_time_and_seeds_are_summarised_as_mean_and_sd() {
         "{bp_row} (by hand: {mean:.2} ± {sd:.2})"
     );
     assert!(table.contains("| rule=kp | kp | mnist | 2 |"), "{table}");
+    // kp against bp seed by seed, by hand.
+    let d: Vec<f64> = (0..2)
+        .map(|i| final_error(POINTS[2 + i]) - final_error(POINTS[i]))
+        .collect();
+    let (mean, sd) = ((d[0] + d[1]) / 2.0, (d[0] - d[1]).abs() / 2f64.sqrt());
+    assert!(
+        table.contains(&format!("| rule=kp | kp | 2 | {mean:+.2} ± {sd:.2} |")),
+        "{table} (by hand: {mean:+.2} ± {sd:.2})"
+    );
     assert!(table.contains("Each run:"), "{table}");
 
     // report: the page and its figures in one folder.
