@@ -944,16 +944,21 @@ fn sweep(file: &Path, overrides: &[String], options: SweepOptions) -> Result<()>
         .map(|p| sweep::status(&dir, p))
         .collect::<Result<Vec<_>, _>>()?;
     let count = |f: fn(&sweep::State) -> bool| statuses.iter().filter(|s| f(&s.state)).count();
-    let (done, partial, new) = (
+    let (done, partial, running, new) = (
         count(|s| *s == sweep::State::Done),
         count(|s| matches!(s, sweep::State::Partial { .. })),
+        count(|s| matches!(s, sweep::State::Running { .. })),
         count(|s| *s == sweep::State::New),
     );
     let summary = format!(
-        "sweep {}: {} points in {}: {done} done, {partial} to resume, {new} to start",
+        "sweep {}: {} points in {}: {done} done, {partial} to resume, {new} to start{}",
         plan.name,
         plan.points.len(),
-        dir.display()
+        dir.display(),
+        match running {
+            0 => String::new(),
+            n => format!(", {n} running"),
+        }
     );
     if dry_run {
         outln!("{summary}");

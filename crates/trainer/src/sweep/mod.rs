@@ -138,6 +138,12 @@ pub enum State {
         /// Epochs recorded.
         done: usize,
     },
+    /// Being trained now by another process (its `run.lock` is held): `done` of its epochs
+    /// recorded.
+    Running {
+        /// Epochs recorded.
+        done: usize,
+    },
     /// Every epoch recorded and the last checkpoint written.
     Done,
 }
@@ -147,6 +153,7 @@ impl std::fmt::Display for State {
         match self {
             State::New => write!(f, "to start"),
             State::Partial { done } => write!(f, "to resume after epoch {done}"),
+            State::Running { done } => write!(f, "running (epoch {done} recorded)"),
             State::Done => write!(f, "done"),
         }
     }
@@ -212,11 +219,20 @@ pub fn status(dir: &Path, point: &Point) -> Result<PointStatus, SweepDirError> {
         },
         None => State::Partial { done: 0 },
     };
+    let state = match (state, in_use(&run.join("run.lock"))) {
+        (State::Partial { done }, true) => State::Running { done },
+        (state, _) => state,
+    };
     Ok(PointStatus {
         dir: run,
         state,
         epochs_were,
     })
+}
+
+/// Whether another process holds the OS lock of `file`.
+fn in_use(file: &Path) -> bool {
+    File::open(file).is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 /// A sweep directory opened by the one process that runs it.
