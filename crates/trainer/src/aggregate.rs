@@ -227,14 +227,12 @@ impl Group<'_> {
 
     /// Per epoch, the summary of `value` over the runs that recorded that epoch.
     pub fn curve(&self, value: impl Fn(&EpochMetrics) -> f64) -> Vec<(usize, Summary)> {
-        let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for m in self.runs.iter().flat_map(|r| &r.metrics) {
-            by_epoch.entry(m.epoch).or_default().push(value(m));
-        }
-        by_epoch
-            .into_iter()
-            .filter_map(|(e, v)| Summary::of(v).map(|s| (e, s)))
-            .collect()
+        by_epoch(
+            self.runs
+                .iter()
+                .flat_map(|r| &r.metrics)
+                .map(|m| (m.epoch, value(m))),
+        )
     }
 
     /// Per epoch, the summary of `angle` of `layer` over the runs.
@@ -243,14 +241,12 @@ impl Group<'_> {
         layer: &str,
         angle: impl Fn(&crate::records::AlignmentRow) -> f64,
     ) -> Vec<(usize, Summary)> {
-        let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for r in self.runs.iter().flat_map(|r| r.layer_rows(layer)) {
-            by_epoch.entry(r.epoch).or_default().push(angle(r));
-        }
-        by_epoch
-            .into_iter()
-            .filter_map(|(e, v)| Summary::of(v).map(|s| (e, s)))
-            .collect()
+        by_epoch(
+            self.runs
+                .iter()
+                .flat_map(|r| r.layer_rows(layer))
+                .map(|a| (a.epoch, angle(a))),
+        )
     }
 
     /// The summary of `angle` of `layer` at each run's last recorded epoch.
@@ -266,6 +262,18 @@ impl Group<'_> {
                 .map(angle),
         )
     }
+}
+
+/// The summary of the figures of each epoch, `(epoch, figure)` pairs in any order.
+fn by_epoch(figures: impl Iterator<Item = (usize, f64)>) -> Vec<(usize, Summary)> {
+    let mut epochs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (epoch, figure) in figures {
+        epochs.entry(epoch).or_default().push(figure);
+    }
+    epochs
+        .into_iter()
+        .filter_map(|(e, v)| Summary::of(v).map(|s| (e, s)))
+        .collect()
 }
 
 #[cfg(test)]

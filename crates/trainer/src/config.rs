@@ -999,16 +999,22 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// Every value of `table` by its `section.key` name (nested tables joined by dots), as TOML
 /// text.
 pub(crate) fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    let mut values = Vec::new();
+    leaves(prefix, table, &mut values);
+    out.extend(values.into_iter().map(|(k, v)| (k, v.to_string())));
+}
+
+/// Every value of `table` with its `section.key` name (nested tables joined by dots), in
+/// table order.
+pub(crate) fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
     for (k, v) in table {
         let key = match prefix {
             "" => k.clone(),
             p => format!("{p}.{k}"),
         };
         match v {
-            toml::Value::Table(t) => flatten(&key, t, out),
-            v => {
-                out.insert(key, v.to_string());
-            }
+            toml::Value::Table(t) => leaves(&key, t, out),
+            v => out.push((key, v.clone())),
         }
     }
 }

@@ -1005,12 +1005,7 @@ fn sweep(file: &Path, overrides: &[String], options: SweepOptions) -> Result<()>
         .get_name()
         .to_string();
     let launch = sweep::runner::Launch {
-        // Without the " (deleted)" Linux adds when the file was replaced since it started.
-        exe: {
-            let exe = std::env::current_exe().context("cannot find this program's own path")?;
-            let text = exe.to_string_lossy();
-            PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text))
-        },
+        exe: sweep::runner::own_path().context("cannot find this program's own path")?,
         global_args,
         extra_args: vec!["--device".into(), device_name.into()],
         jobs,

@@ -416,24 +416,11 @@ fn check_name(name: &str) -> Result<(), &'static str> {
 /// section.
 fn leaves(what: &str, table: &toml::Table, path: &Path) -> Result<Vec<Setting>, SweepError> {
     let mut out = Vec::new();
-    collect("", table, &mut out);
+    crate::config::leaves("", table, &mut out);
     if let Some((k, _)) = out.iter().find(|(k, _)| k.is_empty()) {
         return Err(error(path, format!("{what}: an empty key {k:?}")));
     }
     Ok(out)
-}
-
-fn collect(prefix: &str, table: &toml::Table, out: &mut Vec<Setting>) {
-    for (k, v) in table {
-        let key = match prefix {
-            "" => k.clone(),
-            p => format!("{p}.{k}"),
-        };
-        match v {
-            toml::Value::Table(t) => collect(&key, t, out),
-            v => out.push((key, v.clone())),
-        }
-    }
 }
 
 /// The values of an axis: a non-empty list.

@@ -175,6 +175,16 @@ fn ended_by(_status: &std::process::ExitStatus) -> String {
     "ended abnormally".into()
 }
 
+/// This program's path, without the " (deleted)" Linux adds when the file was replaced since
+/// the process started.
+pub fn own_path() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let text = exe.to_string_lossy();
+    Ok(PathBuf::from(
+        text.strip_suffix(" (deleted)").unwrap_or(&text),
+    ))
+}
+
 /// A command running `exe`. On Linux, when `exe` is this process's own binary, it runs
 /// through `/proc/self/exe` (named `exe` in its `argv[0]`): the very binary the sweep started
 /// with, even if the file was replaced since (a rebuild while the sweep runs), so every point
@@ -184,11 +194,7 @@ fn own_binary(exe: &std::path::Path) -> Command {
     {
         use std::os::unix::process::CommandExt;
         let own = Path::new("/proc/self/exe");
-        let same = std::env::current_exe().is_ok_and(|current| {
-            let current = current.to_string_lossy();
-            let current = current.strip_suffix(" (deleted)").unwrap_or(&current);
-            Path::new(current) == exe
-        });
+        let same = own_path().is_ok_and(|current| current == exe);
         if same && own.exists() {
             let mut command = Command::new(own);
             command.arg0(exe);
